@@ -1,0 +1,124 @@
+import APIMachinery
+import APIServer
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import Store
+
+/// One line per component as it becomes ready, with the time since start.
+///
+/// In a daemon the lines go to the progress pipe the parent `labnode up` reads; in the
+/// foreground they go to stdout. Closing the reporter tells the parent the cluster is up.
+public final class ProgressReporter: Sendable {
+    let handle: FileHandle?
+    let start = ContinuousClock.now
+    let closed = NIOLockedValueBox(false)
+
+    public init(fd: Int32?) {
+        handle = fd.map { FileHandle(fileDescriptor: $0, closeOnDealloc: false) }
+    }
+
+    /// Elapsed milliseconds since the reporter was made.
+    public var elapsedMS: Int {
+        let d = ContinuousClock.now - start
+        return Int(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    public func ready(_ component: String, _ detail: String = "") {
+        let ms = String(elapsedMS)
+        let line = String(repeating: " ", count: max(0, 6 - ms.count)) + ms + " ms  "
+            + component.padding(toLength: 12, withPad: " ", startingAt: 0) + "ready" + (detail.isEmpty ? "" : "  " + detail) + "\n"
+        write(line)
+    }
+
+    public func fail(_ message: String) { write("error: " + message + "\n") }
+
+    func write(_ line: String) {
+        closed.withLockedValue { isClosed in
+            guard !isClosed else { return }
+            if let handle {
+                try? handle.write(contentsOf: Data(line.utf8))
+            } else {
+                FileHandle.standardOutput.write(Data(line.utf8))
+            }
+        }
+    }
+
+    /// Ends the progress stream (the parent then knows start-up is over).
+    public func finish() {
+        closed.withLockedValue { isClosed in
+            guard !isClosed else { return }
+            isClosed = true
+            try? handle?.close()
+        }
+    }
+}
+
+/// The composition root: opens the store, prepares TLS, bootstraps the API objects every
+/// cluster has, and runs the components in one ServiceGroup (start in order, stop in reverse).
+public enum ClusterRunner {
+    /// The namespaces every cluster has from its first start.
+    public static let systemNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+    public static func run(config: ClusterConfig, progress: ProgressReporter, logger: Logger) async throws {
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        try Daemon.writePIDFile(config.pidPath)
+        defer { try? FileManager.default.removeItem(atPath: config.pidPath) }
+
+        let store: SQLiteStore
+        do {
+            store = try SQLiteStore(path: config.storePath)
+        } catch {
+            throw ClusterError.daemon("cannot open the store \(config.storePath): \(error)")
+        }
+        progress.ready("store", "\(config.storePath), revision \(await store.revision)")
+
+        let pki = try PKI.loadOrCreate(directory: config.pkiDir, nodeIP: config.nodeIP, serviceIP: config.firstServiceIP,
+                                       clusterDomain: config.clusterDomain)
+        progress.ready("pki", pki.actions.isEmpty ? "reused \(config.pkiDir)" : pki.actions.joined(separator: ", "))
+
+        let tokens = try ServiceAccountTokens(pki: pki, clusterDomain: config.clusterDomain)
+        let api = APIService(store: store, tokenIssuer: tokens)
+        try await bootstrap(api)
+
+        let ready = NIOLockedValueBox(false)
+        let handler = APIHandler(api: api, serverAddress: "\(config.nodeIP):\(config.apiPort)",
+                                 authenticator: ClusterAuthenticator(tokens: tokens),
+                                 peerCertificates: NIOSSLPeerCertificates(), logger: logger,
+                                 ready: { ready.withLockedValue { $0 } })
+        let tls = TLSMaterial(certificateChainPEM: pki.servingCertificatePEM, privateKeyPEM: pki.servingKeyPEM,
+                              clientCAPEM: pki.caCertificatePEM)
+        let server = APIServerService(handler: handler, host: "0.0.0.0", port: config.apiPort, tls: tls, logger: logger) { port in
+            ready.withLockedValue { $0 = true }
+            progress.ready("api-server", "https://\(config.nodeIP):\(port)")
+            progress.finish()
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            progress.fail("\(error)")
+            progress.finish()
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
+    /// Objects a cluster cannot be without; created once, left alone after.
+    static func bootstrap(_ api: APIService) async throws {
+        guard let namespaces = Resources.find(group: "", version: "v1", resource: "namespaces") else { return }
+        for ns in systemNamespaces {
+            do {
+                _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace",
+                                                                         "metadata": ["name": .string(ns)]])
+            } catch where error.reason == .alreadyExists {
+                continue
+            }
+        }
+    }
+}

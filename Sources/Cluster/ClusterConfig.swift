@@ -1,0 +1,129 @@
+import Foundation
+
+/// The settings of one labnode cluster, named after the kube-apiserver/kube-proxy flags they mirror.
+///
+/// The first `labnode up` writes them to `<data-dir>/config.json`; later runs start from that file
+/// and only flags given on the command line change it, so a cluster keeps its addresses.
+public struct ClusterConfig: Codable, Sendable, Equatable {
+    public var dataDir: String
+    public var apiPort: Int
+    public var nodeIP: String
+    public var serviceClusterIPRange: String
+    public var serviceNodePortRange: String
+    public var clusterCIDR: String
+    public var clusterDomain: String
+    public var proxyMode: String
+    public var nodeName: String
+
+    public static let defaultDataDir = "/var/lib/labnode"
+    public static let proxyModes = ["iptables", "nftables", "userspace", "ipvs"]
+
+    public init(dataDir: String = ClusterConfig.defaultDataDir, apiPort: Int = 6443, nodeIP: String = "",
+                serviceClusterIPRange: String = "10.96.0.0/12", serviceNodePortRange: String = "30000-32767",
+                clusterCIDR: String = "10.244.0.0/16", clusterDomain: String = "cluster.local", proxyMode: String = "iptables",
+                nodeName: String = "") {
+        self.dataDir = dataDir
+        self.apiPort = apiPort
+        self.nodeIP = nodeIP
+        self.serviceClusterIPRange = serviceClusterIPRange
+        self.serviceNodePortRange = serviceNodePortRange
+        self.clusterCIDR = clusterCIDR
+        self.clusterDomain = clusterDomain
+        self.proxyMode = proxyMode
+        self.nodeName = nodeName
+    }
+
+    // MARK: Files in the data dir
+
+    public var configPath: String { dataDir + "/config.json" }
+    public var pidPath: String { dataDir + "/labnode.pid" }
+    public var logPath: String { dataDir + "/labnode.log" }
+    public var storePath: String { dataDir + "/state.db" }
+    public var pkiDir: String { dataDir + "/pki" }
+    public var statusPath: String { dataDir + "/status.json" }
+
+    public var apiURL: String { "https://\(nodeIP):\(apiPort)" }
+
+    /// The first address of the service range: the `kubernetes` Service's ClusterIP.
+    public var firstServiceIP: String {
+        (try? IPv4CIDR(parsing: serviceClusterIPRange))?.nth(1)?.description ?? ""
+    }
+
+    public static func load(dataDir: String) throws -> ClusterConfig? {
+        let path = dataDir + "/config.json"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            return try JSONDecoder().decode(ClusterConfig.self, from: data)
+        } catch {
+            throw ClusterError.config("cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    public func save() throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try enc.encode(self)
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        try data.write(to: URL(fileURLWithPath: configPath), options: .atomic)
+    }
+
+    /// Checks every value, with one sentence per problem naming the flag.
+    public func validate() throws {
+        guard (1...65535).contains(apiPort) else {
+            throw ClusterError.config("--api-port \(apiPort) is not a TCP port (1-65535)")
+        }
+        let svc: IPv4CIDR
+        let pods: IPv4CIDR
+        do { svc = try IPv4CIDR(parsing: serviceClusterIPRange) } catch {
+            throw ClusterError.config("--service-cluster-ip-range: \(error)")
+        }
+        do { pods = try IPv4CIDR(parsing: clusterCIDR) } catch {
+            throw ClusterError.config("--cluster-cidr: \(error)")
+        }
+        if svc.prefixLength > 28 {
+            throw ClusterError.config("--service-cluster-ip-range \(serviceClusterIPRange) is too small: it needs at least 16 addresses (a /28)")
+        }
+        if svc.prefixLength < 12 {
+            throw ClusterError.config("--service-cluster-ip-range \(serviceClusterIPRange) is too large: the largest allowed is a /12")
+        }
+        if pods.prefixLength > 24 {
+            throw ClusterError.config("--cluster-cidr \(clusterCIDR) is too small: the node needs a /24 for its pods")
+        }
+        if svc.overlaps(pods) {
+            throw ClusterError.config("--service-cluster-ip-range \(serviceClusterIPRange) overlaps --cluster-cidr \(clusterCIDR)")
+        }
+        do { _ = try PortRange(parsing: serviceNodePortRange) } catch {
+            throw ClusterError.config("--service-node-port-range: \(error)")
+        }
+        if !nodeIP.isEmpty {
+            guard let ip = try? IPv4Address(parsing: nodeIP) else {
+                throw ClusterError.config("--node-ip \"\(nodeIP)\" is not an IPv4 address")
+            }
+            if svc.contains(ip) || pods.contains(ip) {
+                throw ClusterError.config("--node-ip \(nodeIP) lies inside a cluster range; pick the machine's own address")
+            }
+        }
+        guard !clusterDomain.isEmpty, clusterDomain.split(separator: ".").allSatisfy({ label in
+            !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isLetter && $0.isLowercase || $0.isNumber || $0 == "-" }
+                && label.first != "-" && label.last != "-"
+        }) else {
+            throw ClusterError.config("--cluster-domain \"\(clusterDomain)\" is not a DNS domain (lower-case labels separated by dots)")
+        }
+        guard Self.proxyModes.contains(proxyMode) else {
+            throw ClusterError.config("--proxy-mode \"\(proxyMode)\" is not one of \(Self.proxyModes.joined(separator: ", "))")
+        }
+    }
+}
+
+public enum ClusterError: Error, CustomStringConvertible, Sendable {
+    case config(String)
+    case host(String)
+    case daemon(String)
+
+    public var description: String {
+        switch self {
+        case .config(let s), .host(let s), .daemon(let s): return s
+        }
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+@testable import APIMachinery
+@testable import APIServer
+import Store
+
+/// The API's semantics without HTTP: what kube-apiserver does on create, update, patch, delete and watch.
+@Suite("APIService semantics")
+struct APIServiceTests {
+    static func resource(_ name: String, group: String = "") -> ResourceInfo {
+        Resources.all.first { $0.resource == name && $0.group == group }!
+    }
+
+    let pods = resource("pods")
+    let services = resource("services")
+    let configmaps = resource("configmaps")
+    let namespaces = resource("namespaces")
+    let deployments = resource("deployments", group: "apps")
+
+    func makeAPI() async throws -> APIService {
+        let api = APIService(store: MemoryStore())
+        for ns in ["default", "kube-system"] {
+            _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]])
+        }
+        return api
+    }
+
+    static let nginxService: JSON = ["apiVersion": "v1", "kind": "Service", "metadata": ["name": "nginx"],
+                                     "spec": ["selector": ["app": "nginx"], "ports": [["port": 80]]]]
+
+    @Test("create fills in system fields and upstream defaults")
+    func createDefaults() async throws {
+        let api = try await makeAPI()
+        let svc = try await api.create(services, namespace: "default", body: Self.nginxService)
+        #expect(svc.uid?.count == 36)
+        #expect(svc[path: "metadata", "creationTimestamp"]?.stringValue?.hasSuffix("Z") == true)
+        #expect(Int(svc.resourceVersion ?? "") ?? 0 > 0)
+        #expect(svc.namespace == "default")
+        #expect(svc[path: "spec", "type"] == "ClusterIP")
+        #expect(svc[path: "spec", "sessionAffinity"] == "None")
+        #expect(svc[path: "spec", "ports"]?.arrayValue?.first?["protocol"] == "TCP")
+        #expect(svc[path: "spec", "ports"]?.arrayValue?.first?["targetPort"] == 80)
+    }
+
+    @Test("generateName, AlreadyExists, NotFound namespace, namespace mismatch")
+    func createErrors() async throws {
+        let api = try await makeAPI()
+        let generated = try await api.create(configmaps, namespace: "default",
+                                             body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["generateName": "cfg-"]])
+        #expect(generated.name?.hasPrefix("cfg-") == true && generated.name?.count == 9)
+        _ = try await api.create(services, namespace: "default", body: Self.nginxService)
+        await #expect(throws: APIError.alreadyExists("services", name: "nginx")) {
+            _ = try await api.create(services, namespace: "default", body: Self.nginxService)
+        }
+        await #expect(throws: APIError.notFound("namespaces", name: "nope")) {
+            _ = try await api.create(services, namespace: "nope", body: Self.nginxService)
+        }
+        var other = Self.nginxService
+        other.namespace = "kube-system"
+        do {
+            _ = try await api.create(services, namespace: "default", body: other)
+            Issue.record("a namespace mismatch must fail")
+        } catch {
+            #expect(error.code == 400)
+        }
+    }
+
+    @Test("update needs the current resourceVersion when it sends one")
+    func optimisticConcurrency() async throws {
+        let api = try await makeAPI()
+        let created = try await api.create(configmaps, namespace: "default",
+                                           body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "c"], "data": ["a": "1"]])
+        var next = created
+        next[path: "data", "a"] = "2"
+        let (updated, _) = try await api.update(configmaps, namespace: "default", name: "c", body: next)
+        #expect(updated[path: "data", "a"] == "2")
+        #expect(updated.resourceVersion != created.resourceVersion)
+        // The same stale body again: 409 Conflict, worded as kubectl expects.
+        do {
+            _ = try await api.update(configmaps, namespace: "default", name: "c", body: next)
+            Issue.record("a stale resourceVersion must conflict")
+        } catch {
+            #expect(error.code == 409 && error.reason == .conflict)
+            #expect(error.message == "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again")
+        }
+        // An unchanged update writes nothing and keeps the resourceVersion.
+        let (same, _) = try await api.update(configmaps, namespace: "default", name: "c", body: updated)
+        #expect(same.resourceVersion == updated.resourceVersion)
+    }
+
+    @Test("status is owned by /status, spec changes bump generation")
+    func statusAndGeneration() async throws {
+        let api = try await makeAPI()
+        let d: JSON = ["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web"],
+                       "spec": ["replicas": 1, "selector": ["matchLabels": ["app": "web"]],
+                                "template": ["metadata": ["labels": ["app": "web"]],
+                                             "spec": ["containers": [["name": "web", "image": "nginx"]]]]]]
+        var created = try await api.create(deployments, namespace: "default", body: d)
+        #expect(created[path: "metadata", "generation"] == 1)
+        created["status"] = ["replicas": 5]
+        created[path: "spec", "replicas"] = 3
+        let (updated, _) = try await api.update(deployments, namespace: "default", name: "web", body: created)
+        #expect(updated[path: "metadata", "generation"] == 2)
+        #expect(updated[path: "status", "replicas"] == nil, "the main resource cannot write status")
+        var status = updated
+        status["status"] = ["replicas": 3, "observedGeneration": 2]
+        status[path: "spec", "replicas"] = 9
+        let (afterStatus, _) = try await api.update(deployments, namespace: "default", name: "web", body: status, subresource: "status")
+        #expect(afterStatus[path: "status", "replicas"] == 3)
+        #expect(afterStatus[path: "spec", "replicas"] == 3, "/status cannot write spec")
+        #expect(afterStatus[path: "metadata", "generation"] == 2)
+        let scale = try await api.get(deployments, namespace: "default", name: "web", subresource: "scale")
+        #expect(scale[path: "spec", "replicas"] == 3)
+        #expect(scale[path: "status", "selector"] == "app=web")
+        let (scaled, _) = try await api.patch(deployments, namespace: "default", name: "web", type: .merge,
+                                              body: Array(#"{"spec":{"replicas":4}}"#.utf8), subresource: "scale")
+        #expect(scaled.kind == "Scale" && scaled[path: "spec", "replicas"] == 4)
+        #expect(try await api.get(deployments, namespace: "default", name: "web")[path: "spec", "replicas"] == 4)
+    }
+
+    @Test("list with selectors, limit and continue")
+    func listing() async throws {
+        let api = try await makeAPI()
+        for i in 0..<7 {
+            _ = try await api.create(configmaps, namespace: "default", body: [
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": ["name": .string("c\(i)"), "labels": ["parity": i % 2 == 0 ? "even" : "odd"]]])
+        }
+        var options = ListOptions()
+        options.labelSelector = try LabelSelector.parse("parity=even")
+        #expect(try await api.list(configmaps, namespace: "default", options: options).items.count == 4)
+        options = ListOptions()
+        options.fieldSelector = try FieldSelector.parse("metadata.name=c3")
+        #expect(try await api.list(configmaps, namespace: "default", options: options).items.map(\.name) == ["c3"])
+        options = ListOptions()
+        options.limit = 3
+        var names: [String] = []
+        while true {
+            let page = try await api.list(configmaps, namespace: "default", options: options)
+            names += page.items.compactMap(\.name)
+            guard let token = page.continueToken else { break }
+            options.continueToken = token
+        }
+        #expect(names == (0..<7).map { "c\($0)" })
+        options = ListOptions()
+        options.fieldSelector = try FieldSelector.parse("spec.bogus=1")
+        await #expect(throws: APIError.badRequest("field label not supported: spec.bogus")) {
+            _ = try await api.list(configmaps, namespace: "default", options: options)
+        }
+    }
+
+    @Test("watch: initial events, bookmarks, live changes, selectors")
+    func watching() async throws {
+        let api = try await makeAPI()
+        _ = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "old"]])
+        var options = ListOptions()
+        options.sendInitialEvents = true
+        options.resourceVersionMatch = "NotOlderThan"
+        options.allowWatchBookmarks = true
+        let stream = try await api.watch(configmaps, namespace: "default", options: options)
+        var it = stream.makeAsyncIterator()
+        let first = await it.next()
+        #expect(first?.type == .added && first?.object.name == "old")
+        let bookmark = await it.next()
+        #expect(bookmark?.type == .bookmark)
+        #expect(bookmark?.object[path: "metadata", "annotations", "k8s.io/initial-events-end"] == "true")
+        _ = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "new"]])
+        let live = await it.next()
+        #expect(live?.type == .added && live?.object.name == "new")
+        _ = try await api.delete(configmaps, namespace: "default", name: "old")
+        let gone = await it.next()
+        #expect(gone?.type == .deleted && gone?.object.name == "old")
+    }
+
+    @Test("a watch from a resourceVersion replays what came after it")
+    func watchFromRevision() async throws {
+        let api = try await makeAPI()
+        let a = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "a"]])
+        var b = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "b"]])
+        b[path: "data", "x"] = "1"
+        _ = try await api.update(configmaps, namespace: "default", name: "b", body: b)
+        var options = ListOptions()
+        options.resourceVersion = a.resourceVersion
+        let stream = try await api.watch(configmaps, namespace: "default", options: options)
+        var it = stream.makeAsyncIterator()
+        let e1 = await it.next()
+        let e2 = await it.next()
+        #expect(e1?.type == .added && e1?.object.name == "b")
+        #expect(e2?.type == .modified && e2?.object[path: "data", "x"] == "1")
+    }
+
+    @Test("delete: finalizers hold an object; removing the last one completes the delete")
+    func finalizers() async throws {
+        let api = try await makeAPI()
+        _ = try await api.create(configmaps, namespace: "default", body: [
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "held", "finalizers": ["example.com/hold"]]])
+        guard case .pending(let pending) = try await api.delete(configmaps, namespace: "default", name: "held") else {
+            Issue.record("a finalizer must keep the object")
+            return
+        }
+        #expect(pending.deletionTimestamp != nil)
+        var release = pending
+        release[path: "metadata", "finalizers"] = []
+        _ = try await api.update(configmaps, namespace: "default", name: "held", body: release)
+        await #expect(throws: APIError.notFound("configmaps", name: "held")) {
+            _ = try await api.get(configmaps, namespace: "default", name: "held")
+        }
+        // Foreground and Orphan are recorded as finalizers for the garbage collector.
+        _ = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "fg"]])
+        var opts = DeleteOptions()
+        opts.propagationPolicy = "Foreground"
+        guard case .pending(let fg) = try await api.delete(configmaps, namespace: "default", name: "fg", options: opts) else {
+            Issue.record("Foreground deletion waits for dependents")
+            return
+        }
+        #expect(fg.finalizers == ["foregroundDeletion"])
+    }
+
+    @Test("dryRun=All stores nothing")
+    func dryRun() async throws {
+        let api = try await makeAPI()
+        var options = WriteOptions()
+        options.dryRun = true
+        let obj = try await api.create(configmaps, namespace: "default",
+                                       body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "dry"]], options: options)
+        #expect(obj.name == "dry")
+        await #expect(throws: APIError.notFound("configmaps", name: "dry")) {
+            _ = try await api.get(configmaps, namespace: "default", name: "dry")
+        }
+    }
+}
