@@ -75,7 +75,13 @@ let package = Package(
         ),
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "APIMachinery", "Store"]),
+        .testTarget(name: "APIServerTests", dependencies: [
+            "APIServer", "APIMachinery", "Store",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Cluster"]),
     ]

@@ -21,6 +21,8 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         case internalError = "InternalError"
         case serviceUnavailable = "ServiceUnavailable"
         case timeout = "Timeout"
+        /// No reason: kubectl then prints `Error from server: <message>` (apiserver's generic 500s).
+        case unknown = ""
     }
 
     /// One entry of `details.causes`: for 422 Invalid, the field path and what is wrong with it.
@@ -124,11 +126,12 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The Status object sent as the body of an error reply.
     public var status: JSON {
         var s: JSON = ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure",
-                       "message": .string(message), "reason": .string(reason.rawValue)]
+                       "message": .string(message)]
+        if reason != .unknown { s["reason"] = .string(reason.rawValue) }
         var details: JSON = [:]
-        if let name { details["name"] = .string(name) }
-        if let group { details["group"] = .string(group) }
-        if let kind { details["kind"] = .string(kind) }
+        if let name, !name.isEmpty { details["name"] = .string(name) }
+        if let group, !group.isEmpty { details["group"] = .string(group) }
+        if let kind, !kind.isEmpty { details["kind"] = .string(kind) }
         if !causes.isEmpty {
             details["causes"] = .array(causes.map { c in
                 var j: JSON = ["reason": .string(c.reason), "message": .string(c.message)]

@@ -106,21 +106,16 @@ public final class APIService: Sendable {
         obj[path: "metadata", "deletionGracePeriodSeconds"] = nil
         obj[path: "metadata", "selfLink"] = nil
         obj[path: "metadata", "generation"] = nil
-        Strategy.prepareForCreate(r, &obj)
+        // Defaulting also does what kube-apiserver's create strategies do: status reset, generation 1,
+        // a name from generateName, and the admission plugins' pod fields.
         Defaults.apply(kind: r.kind, group: r.group, to: &obj)
-        // Validation sees a name even for generateName (the suffix is added after).
-        var toValidate = obj
-        if givenName.isEmpty, !generateName.isEmpty { toValidate.name = Names.generate(prefix: generateName) }
-        let causes = Validation.validateCreate(kind: r.kind, group: r.group, obj: toValidate, namespaced: r.namespaced)
+        let causes = Validation.validateCreate(kind: r.kind, group: r.group, obj: obj, namespaced: r.namespaced)
         if !causes.isEmpty {
             throw APIError.invalid(kind: r.kind, group: r.group, name: givenName.isEmpty ? generateName : givenName, causes: causes)
         }
         obj = FieldOwnership.recordUpdate(old: nil, new: obj, manager: options.fieldManager, registry: registry, resource: r,
                                           time: Timestamp.rfc3339(now()))
-        if options.dryRun {
-            if givenName.isEmpty { obj.name = toValidate.name }
-            return obj
-        }
+        if options.dryRun { return obj }
         if !givenName.isEmpty { return try await storage.create(r, obj) }
         // generateName: retry a few collisions before giving up, as apiserver does.
         for _ in 0..<8 {
@@ -212,38 +207,37 @@ public final class APIService: Sendable {
     func finishUpdate(_ r: ResourceInfo, old: JSON, new proposed: JSON, subresource: String?, options: WriteOptions,
                       managerOperation: String = "Update") async throws(APIError) -> JSON {
         var new = proposed
-        if subresource == "scale" {
+        switch subresource {
+        case "scale":
             new = try applyScale(new, to: old, r)
-        } else if subresource == "status" {
+            Defaults.applyForUpdate(kind: r.kind, group: r.group, to: &new, old: old)
+        case "status":
             new = Strategy.prepareForStatusUpdate(r, new: new, old: old)
-        } else if subresource == "finalize" {
+            Defaults.applyForStatusUpdate(kind: r.kind, group: r.group, to: &new, old: old)
+        case "finalize":
             var out = old
             out[path: "spec", "finalizers"] = new[path: "spec", "finalizers"]
             new = out
-        } else if subresource != nil {
+        case nil:
+            // Keeps the stored status and system metadata, bumps generation on a spec change.
+            Defaults.applyForUpdate(kind: r.kind, group: r.group, to: &new, old: old)
+        default:
             throw APIError.notFound(r.resource + "/" + (subresource ?? ""), group: r.group, name: old.name ?? "")
-        } else {
-            Strategy.prepareForUpdate(r, &new, old: old)
         }
-        for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
-            new[path: "metadata", f] = old[path: "metadata", f]
-        }
-        if new[path: "metadata", "generation"] == nil { new[path: "metadata", "generation"] = old[path: "metadata", "generation"] }
         new.namespace = old.namespace
         new.name = old.name
-        Defaults.apply(kind: r.kind, group: r.group, to: &new)
         let causes = Validation.validateUpdate(kind: r.kind, group: r.group, new: new, old: old, namespaced: r.namespaced)
         if !causes.isEmpty { throw APIError.invalid(kind: r.kind, group: r.group, name: old.name ?? "", causes: causes) }
         if managerOperation == "Update" {
             new = FieldOwnership.recordUpdate(old: old, new: new, manager: options.fieldManager, registry: registry,
-                                              resource: r, time: Timestamp.rfc3339(now()))
+                                              resource: r, time: Timestamp.rfc3339(now()), subresource: subresource)
         }
         // Nothing changed: no write, no event, same resourceVersion (as GuaranteedUpdate does).
         var a = new
         var b = old
         a.resourceVersion = nil
         b.resourceVersion = nil
-        if FieldOwnership.equalIgnoringTimes(a, b) { return old }
+        if FieldOwnership.unchanged(a, b) { return old }
         new.resourceVersion = old.resourceVersion
         if options.dryRun { return new }
         // The last finalizer gone from an object being deleted: the delete completes now.
@@ -296,9 +290,9 @@ public final class APIService: Sendable {
             var operation = "Update"
             switch type {
             case .json:
-                patched = try JSONPatch.apply(patchDoc, to: target)
+                patched = try JSONPatch.apply(patchDoc, to: target, strict: options.fieldValidation == .strict)
             case .merge:
-                guard case .object = patchDoc else { throw APIError.badRequest("json: cannot unmarshal \(patchDoc.typeName) into Go value of type map[string]interface {}") }
+                try MergePatch.validate(patchDoc, strict: options.fieldValidation == .strict)
                 patched = MergePatch.apply(patchDoc, to: target)
             case .strategic:
                 guard case .object = patchDoc else { throw APIError.badRequest("json: cannot unmarshal \(patchDoc.typeName) into Go value of type map[string]interface {}") }
@@ -309,7 +303,7 @@ public final class APIService: Sendable {
                 }
                 patched = try FieldOwnership.apply(patch: patchDoc, to: target, manager: options.fieldManager ?? "",
                                                    force: options.force, registry: registry, resource: r,
-                                                   time: Timestamp.rfc3339(now()))
+                                                   time: Timestamp.rfc3339(now()), subresource: subresource)
                 operation = "Apply"
             }
             guard case .object = patched else { throw APIError.badRequest("the patch did not produce an object") }
@@ -460,7 +454,6 @@ public final class APIService: Sendable {
         }
         var new = old
         new[path: "spec", "replicas"] = .int(replicas)
-        Strategy.prepareForUpdate(r, &new, old: old)
         return new
     }
 

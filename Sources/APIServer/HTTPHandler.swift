@@ -102,8 +102,10 @@ public struct APIHandler: HTTPResponder {
         } catch let e as APIError {
             return Self.error(e)
         } catch let e as HTTPError where e.status == .contentTooLarge {
-            return Self.error(APIError(code: 413, reason: .requestEntityTooLarge,
-                                       message: "Request entity too large: limit is \(Self.maxBodyBytes)"))
+            _ = e
+            return Self.tooLarge
+        } catch is NIOTooManyBytesError {
+            return Self.tooLarge
         } catch {
             logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return Self.error(.internalError("\(error)"))
@@ -175,6 +177,10 @@ public struct APIHandler: HTTPResponder {
             throw Self.pathNotFound
         }
         return try await serve(info, resource, request, query)
+    }
+
+    static var tooLarge: Response {
+        error(APIError(code: 413, reason: .requestEntityTooLarge, message: "Request entity too large: limit is \(maxBodyBytes)"))
     }
 
     static let pathNotFound = APIError(code: 404, reason: .notFound, message: "the server could not find the requested resource")

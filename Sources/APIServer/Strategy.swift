@@ -1,42 +1,10 @@
 import APIMachinery
 
-/// Per-resource rules kube-apiserver applies around a write: what a create resets, what the main
-/// resource may not change (status) and what the status subresource may not change (everything
-/// else), when `generation` moves, and which fields a field selector may name.
+/// Per-resource rules around a write that are not defaulting: what the status subresource may
+/// change, when a delete completes at once, and which fields a field selector may name.
+/// (Create and update defaults, status reset and generation live in APIMachinery's `Defaults`.)
 enum Strategy {
     static func hasStatus(_ r: ResourceInfo) -> Bool { r.subresources.contains("status") }
-
-    /// Kinds whose spec changes bump metadata.generation (what rollout status and controllers watch).
-    static func tracksGeneration(_ r: ResourceInfo) -> Bool {
-        (r.group == "apps" && (r.resource == "deployments" || r.resource == "replicasets")) || r.resource == "pods" && r.group.isEmpty
-    }
-
-    static func prepareForCreate(_ r: ResourceInfo, _ obj: inout JSON) {
-        if tracksGeneration(r) { obj[path: "metadata", "generation"] = 1 }
-        switch (r.group, r.resource) {
-        case ("", "pods"):
-            obj["status"] = ["phase": "Pending", "qosClass": .string(qosClass(obj))]
-        case ("", "namespaces"):
-            obj["status"] = ["phase": "Active"]
-        case ("", "services"):
-            obj["status"] = ["loadBalancer": [:]]
-        case ("apps", "deployments"), ("apps", "replicasets"):
-            obj["status"] = [:]
-        default:
-            break
-        }
-    }
-
-    /// An update of the main resource keeps the stored status; a changed spec bumps generation.
-    static func prepareForUpdate(_ r: ResourceInfo, _ new: inout JSON, old: JSON) {
-        if hasStatus(r) {
-            new["status"] = old["status"]
-        }
-        if tracksGeneration(r) {
-            let oldGen = old[path: "metadata", "generation"]?.intValue ?? 1
-            new[path: "metadata", "generation"] = .int(specChanged(new, old) ? oldGen + 1 : oldGen)
-        }
-    }
 
     /// An update through /status takes only the status (and managedFields) from the request.
     static func prepareForStatusUpdate(_ r: ResourceInfo, new: JSON, old: JSON) -> JSON {
@@ -47,37 +15,6 @@ enum Strategy {
             out["status"] = old["status"]
         }
         return out
-    }
-
-    /// Everything but metadata and status counts as spec (Secrets and ConfigMaps have data instead).
-    static func specChanged(_ a: JSON, _ b: JSON) -> Bool {
-        var x = a
-        var y = b
-        x["metadata"] = nil
-        y["metadata"] = nil
-        x["status"] = nil
-        y["status"] = nil
-        return x != y
-    }
-
-    static func qosClass(_ pod: JSON) -> String {
-        let containers = (pod[path: "spec", "containers"]?.arrayValue ?? []) + (pod[path: "spec", "initContainers"]?.arrayValue ?? [])
-        var any = false
-        var guaranteed = !containers.isEmpty
-        for c in containers {
-            let req = c[path: "resources", "requests"]?.objectValue ?? [:]
-            let lim = c[path: "resources", "limits"]?.objectValue ?? [:]
-            if !req.isEmpty || !lim.isEmpty { any = true }
-            for res in ["cpu", "memory"] {
-                guard let l = lim[res] else {
-                    guaranteed = false
-                    continue
-                }
-                if let q = req[res], q != l { guaranteed = false }
-            }
-        }
-        if !any { return "BestEffort" }
-        return guaranteed ? "Guaranteed" : "Burstable"
     }
 
     /// Pods that never reached a node, or already finished, go at once; others wait for the node agent.

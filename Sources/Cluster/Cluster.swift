@@ -113,12 +113,10 @@ public enum ClusterRunner {
     static func bootstrap(_ api: APIService) async throws {
         guard let namespaces = Resources.find(group: "", version: "v1", resource: "namespaces") else { return }
         for ns in systemNamespaces {
-            do {
-                _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace",
-                                                                         "metadata": ["name": .string(ns)]])
-            } catch where error.reason == .alreadyExists {
-                continue
-            }
+            let existing = try await api.list(namespaces, namespace: nil).items.compactMap(\.name)
+            if existing.contains(ns) { continue }
+            let body: JSON = ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]]
+            _ = try await api.create(namespaces, namespace: nil, body: body)
         }
     }
 }

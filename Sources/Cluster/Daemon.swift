@@ -10,6 +10,9 @@ import Glibc
 /// one line per component on fd 3 as each becomes ready and closes it when the cluster is up, so
 /// the parent can print progress without polling, then return.
 public enum Daemon {
+    /// glibc's POSIX_SPAWN_SETSID (spawn.h); Swift's Glibc module leaves the GNU-only flags out.
+    static let posixSpawnSetsid: Int32 = 0x80
+
     /// The fd the child writes progress lines to.
     public static let progressFD: Int32 = 3
 
@@ -21,7 +24,10 @@ public enum Daemon {
         let readEnd = fds[0]
         let writeEnd = fds[1]
         defer { close(writeEnd) }
+        // Neither end may leak into the child: only the dup on fd 3 must hold the pipe open there,
+        // or closing fd 3 would not give the parent its end-of-file.
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
 
         let logFD = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard logFD >= 0 else {
@@ -41,8 +47,16 @@ public enum Daemon {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        // A new session: the daemon survives the terminal that started it.
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSID))
+        // A new session: the daemon survives the terminal that started it. A clean signal mask and
+        // default dispositions: a parent that blocks SIGTERM (test runners do) must not make the
+        // daemon deaf to `labnode down`.
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(Self.posixSpawnSetsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -66,6 +80,15 @@ public enum Daemon {
             if !argv0.hasSuffix("labnode") && !argv0.contains("labnode") { return nil }
         }
         return pid
+    }
+
+    /// Lets SIGTERM and SIGINT through, whatever mask this process inherited.
+    public static func unblockTerminationSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     public static func writePIDFile(_ path: String) throws {

@@ -138,6 +138,7 @@ public enum Lifecycle {
 
     /// Runs the cluster in this process until SIGTERM/SIGINT.
     public static func runForeground(config: ClusterConfig, progressFD: Int32?, kubeconfig: String? = nil) async throws {
+        Daemon.unblockTerminationSignals()
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = ProcessInfo.processInfo.environment["LABNODE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
@@ -172,7 +173,7 @@ public enum Lifecycle {
             say("labnode is not running")
         }
         guard purge else { return }
-        try? Kubeconfig.removeLabnode(explicitPath: kubeconfig)
+        _ = try? Kubeconfig.removeLabnode(explicitPath: kubeconfig)
         if FileManager.default.fileExists(atPath: dataDir) {
             try FileManager.default.removeItem(atPath: dataDir)
             say("removed \(dataDir) and the labnode kubeconfig entries")

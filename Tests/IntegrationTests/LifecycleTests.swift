@@ -50,8 +50,9 @@ struct LifecycleTests {
             (["--service-node-port-range", "40000-30000"], "--service-node-port-range"),
             (["--api-port", "70000"], "--api-port"),
             (["--proxy-mode", "magic"], "--proxy-mode"),
-            // The test namespace has 172.31.250.0/24 on eth0: a pod range over it is refused.
-            (["--cluster-cidr", "172.31.0.0/16"], "overlaps the host route"),
+            // The test namespace routes 192.168.77.0/24: a pod range over it is refused.
+            (["--cluster-cidr", "192.168.0.0/16"], "overlaps the host route"),
+            (["--cluster-cidr", "172.31.0.0/16"], "--node-ip"),
         ]
         for (flags, expected) in cases {
             let r = try c.up(flags)
@@ -65,13 +66,11 @@ struct LifecycleTests {
     func portInUse() throws {
         let c = try ClusterFixture()
         defer { c.stop() }
-        // Hold the port inside the test namespace with a listener of our own.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        holder.arguments = ["--net=/run/netns/\(c.netns)", "python3", "-c",
-                            "import socket,time;s=socket.socket();s.bind(('0.0.0.0',6443));s.listen();time.sleep(20)"]
-        try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
+        // Hold the port inside the test namespace with a listener of our own (stopped by its pid).
+        let holder = try c.inNetns(["sh", "-c",
+            "python3 -c 'import socket,time;s=socket.socket();s.bind((\"0.0.0.0\",6443));s.listen();time.sleep(30)' >/dev/null 2>&1 & echo $!"])
+        let holderPID = try #require(Int32(holder.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(holderPID, SIGKILL) }
         usleep(500_000)
         let r = try c.up()
         #expect(r.code != 0 && r.err.contains("port 6443 is already in use"), "\(r)")

@@ -10,46 +10,65 @@ struct Command {
         var description: String { "exit \(code)\nstdout:\n\(out)\nstderr:\n\(err)" }
     }
 
+    /// posix_spawn and waitpid rather than Foundation's Process: under the test runner SIGCHLD and
+    /// SIGTERM are blocked, and Process then never notices its child exit. The child gets a clean
+    /// signal mask, output goes to files (a daemon inheriting a pipe would hang the reader).
     static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil, timeout: Double = 60) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
+        let tmp = FileManager.default.temporaryDirectory
+        let id = UUID().uuidString
+        let outPath = tmp.appendingPathComponent("lnt-out-\(id)").path
+        let errPath = tmp.appendingPathComponent("lnt-err-\(id)").path
+        let inPath = tmp.appendingPathComponent("lnt-in-\(id)").path
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
+        defer {
+            for p in [outPath, errPath, inPath] { try? FileManager.default.removeItem(atPath: p) }
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
-        p.environment = environment
-        let outFile = FileManager.default.temporaryDirectory.appendingPathComponent("lnt-out-\(UUID().uuidString)")
-        let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("lnt-err-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: outFile.path, contents: nil)
-        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let argv = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
         defer {
-            try? FileManager.default.removeItem(at: outFile)
-            try? FileManager.default.removeItem(at: errFile)
+            envp.forEach { free($0) }
+            argv.forEach { free($0) }
         }
-        // Files, not pipes: a daemon that inherits a pipe would keep it open and hang the reader.
-        p.standardOutput = try FileHandle(forWritingTo: outFile)
-        p.standardError = try FileHandle(forWritingTo: errFile)
-        if let stdin {
-            let inPipe = Pipe()
-            p.standardInput = inPipe
-            try p.run()
-            inPipe.fileHandleForWriting.write(Data(stdin.utf8))
-            try inPipe.fileHandleForWriting.close()
-        } else {
-            p.standardInput = FileHandle.nullDevice
-            try p.run()
-        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attr, argv, envp)
+        guard rc == 0 else { throw ClusterFixture.FixtureError.failed("posix_spawn \(args): \(String(cString: strerror(rc)))") }
         let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-            let out = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
-            return Result(code: -1, out: out, err: "timed out after \(timeout) s")
+        var status: Int32 = 0
+        var timedOut = false
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                timedOut = true
+                break
+            }
+            usleep(5_000)
         }
-        p.waitUntilExit()
-        return Result(code: p.terminationStatus,
-                      out: (try? String(contentsOf: outFile, encoding: .utf8)) ?? "",
-                      err: (try? String(contentsOf: errFile, encoding: .utf8)) ?? "")
+        let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        if timedOut { return Result(code: -1, out: out, err: err + "\ntimed out after \(timeout) s") }
+        // WIFEXITED / WEXITSTATUS, spelled out: the macros are not imported into Swift.
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(code: code, out: out, err: err)
     }
 }
 
@@ -127,11 +146,20 @@ final class ClusterFixture: @unchecked Sendable {
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-test-\(id)").path
         kubeconfig = dataDir + "-kubeconfig"
         try Self.must(["ip", "netns", "add", netns])
-        try Self.must(["ip", "-n", netns, "link", "set", "lo", "up"])
-        // A stand-in for the machine's network card; no default route, so nothing leaves.
-        try Self.must(["ip", "-n", netns, "link", "add", "eth0", "type", "dummy"])
-        try Self.must(["ip", "-n", netns, "addr", "add", "\(nodeIP)/24", "dev", "eth0"])
-        try Self.must(["ip", "-n", netns, "link", "set", "eth0", "up"])
+        do {
+            try Self.must(["ip", "-n", netns, "link", "set", "lo", "up"])
+            // A stand-in for the machine's network card: a veth pair whose both ends stay in the
+            // namespace (the kernel here has no dummy driver). No default route, so nothing leaves.
+            try Self.must(["ip", "-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"])
+            try Self.must(["ip", "-n", netns, "addr", "add", "\(nodeIP)/24", "dev", "eth0"])
+            try Self.must(["ip", "-n", netns, "link", "set", "eth0peer", "up"])
+            try Self.must(["ip", "-n", netns, "link", "set", "eth0", "up"])
+            // A LAN route, for the overlap checks of `labnode up`.
+            try Self.must(["ip", "-n", netns, "route", "add", "192.168.77.0/24", "dev", "eth0"])
+        } catch {
+            _ = try? Command.run(["ip", "netns", "del", netns])
+            throw error
+        }
     }
 
     static func must(_ args: [String]) throws {

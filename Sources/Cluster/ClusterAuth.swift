@@ -1,0 +1,66 @@
+import APIServer
+import Foundation
+
+/// Service account tokens signed with the cluster's `sa.key`: issued for the
+/// `serviceaccounts/token` subresource (`kubectl create token`, projected volumes) and checked
+/// when a request carries `Authorization: Bearer`.
+public struct ServiceAccountTokens: TokenIssuing {
+    public let authority: ServiceAccountTokenAuthority
+
+    /// Issuer `https://kubernetes.default.svc.<clusterDomain>`, which is also the one accepted audience.
+    public init(pki: PKI, clusterDomain: String) throws {
+        authority = try ServiceAccountTokenAuthority(
+            signingKeyPEM: pki.serviceAccountKeyPEM,
+            issuer: ServiceAccountTokenAuthority.issuer(clusterDomain: clusterDomain))
+    }
+
+    public func issue(
+        namespace: String, serviceAccount: String, uid: String, audiences: [String], expirationSeconds: Int64,
+        boundPod: (name: String, uid: String)?
+    ) throws -> (token: String, expiration: Date) {
+        let issued = try authority.issueToken(
+            namespace: namespace, serviceAccountName: serviceAccount, serviceAccountUID: uid, pod: boundPod,
+            audiences: audiences.isEmpty ? nil : audiences, lifetime: TimeInterval(expirationSeconds))
+        return (issued.token, issued.claims.expiresAt)
+    }
+
+    public func verify(_ token: String, now: Date = Date()) -> ServiceAccountTokenVerification {
+        authority.verify(token, now: now)
+    }
+}
+
+/// The cluster's authenticators: service account bearer tokens, then client certificates
+/// (CN = user, O = groups) that the TLS layer already verified against the cluster CA.
+/// Every accepted user also gets the group `system:authenticated`, as in kube-apiserver.
+public struct ClusterAuthenticator: Authenticating {
+    /// What the store holds now for a token's service account and pod: their UIDs, nil when
+    /// missing. Without it a token stays valid after its service account or pod is deleted.
+    public typealias BindingLookup = @Sendable (_ namespace: String, _ serviceAccount: String, _ pod: String?) async
+        -> (serviceAccountUID: String?, podUID: String?)
+
+    public let tokens: ServiceAccountTokens
+    let lookup: BindingLookup?
+
+    public init(tokens: ServiceAccountTokens, lookup: BindingLookup? = nil) {
+        self.tokens = tokens
+        self.lookup = lookup
+    }
+
+    public func authenticate(bearerToken: String) async -> RequestUser? {
+        guard case .valid(let claims) = tokens.verify(bearerToken) else { return nil }
+        if let lookup {
+            let current = await lookup(claims.namespace, claims.serviceAccountName, claims.podName)
+            if claims.bindingFailure(
+                currentServiceAccountUID: current.serviceAccountUID, currentPodUID: current.podUID) != nil {
+                return nil
+            }
+        }
+        let user = claims.userInfo
+        return RequestUser(name: user.name, groups: user.groups)
+    }
+
+    public func authenticate(clientCertificateDER der: [UInt8]) async -> RequestUser? {
+        guard let user = try? ClientCertificateIdentity.userInfo(derEncoded: der) else { return nil }
+        return RequestUser(name: user.name, groups: user.groups)
+    }
+}
