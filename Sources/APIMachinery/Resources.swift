@@ -56,13 +56,11 @@ public enum Resources {
         core("configmaps", "configmap", "ConfigMap", short: ["cm"]),
         core("endpoints", "endpoints", "Endpoints", short: ["ep"]),
         core("events", "event", "Event", short: ["ev"]),
-        core("namespaces", "namespace", "Namespace", namespaced: false, short: ["ns"],
-             verbs: ["create", "delete", "get", "list", "patch", "update", "watch"], sub: ["finalize", "status"]),
+        namespaces,
         core("nodes", "node", "Node", namespaced: false, short: ["no"], sub: ["proxy", "status"]),
-        core("pods", "pod", "Pod", short: ["po"], categories: ["all"],
-             sub: ["attach", "binding", "eviction", "exec", "log", "portforward", "proxy", "status"]),
+        pods,
         core("secrets", "secret", "Secret"),
-        core("serviceaccounts", "serviceaccount", "ServiceAccount", short: ["sa"], sub: ["token"]),
+        serviceAccounts,
         core("services", "service", "Service", short: ["svc"], categories: ["all"],
              verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
              sub: ["proxy", "status"]),
@@ -77,6 +75,14 @@ public enum Resources {
         ResourceInfo(group: "coordination.k8s.io", version: "v1", resource: "leases", singular: "lease", kind: "Lease",
                      namespaced: true, definition: "io.k8s.api.coordination.v1.Lease"),
     ]
+
+    // The resources components name in code; `all` is the one list of facts.
+    public static let pods = core("pods", "pod", "Pod", short: ["po"], categories: ["all"],
+                                  sub: ["attach", "binding", "eviction", "exec", "log", "portforward", "proxy", "status"])
+    public static let serviceAccounts = core("serviceaccounts", "serviceaccount", "ServiceAccount", short: ["sa"], sub: ["token"])
+    public static let namespaces = core("namespaces", "namespace", "Namespace", namespaced: false, short: ["ns"],
+                                        verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+                                        sub: ["finalize", "status"])
 
     /// Group names in discovery order (core first).
     public static var groups: [String] {

@@ -90,6 +90,9 @@ public final class APIService: Sendable {
     public func create(_ r: ResourceInfo, namespace: String?, body: JSON, options: WriteOptions = WriteOptions(),
                        subresource: String? = nil) async throws(APIError) -> JSON {
         if let subresource { return try await createSubresource(r, namespace: namespace, body: body, subresource: subresource) }
+        if r.group.isEmpty && r.resource == "bindings" {
+            return try await bind(namespace: namespace ?? "", pod: body.name ?? "", body: body)
+        }
         guard r.verbs.contains("create") else { throw APIError.methodNotAllowed("create is not supported on \(r.resource)") }
         var obj = try checkBody(body, r)
         let ns = try resolveNamespace(r, url: namespace, body: obj)
@@ -457,8 +460,85 @@ public final class APIService: Sendable {
         return new
     }
 
-    func createSubresource(_ r: ResourceInfo, namespace: String?, body: JSON, subresource: String) async throws(APIError) -> JSON {
-        throw APIError.methodNotAllowed("create is not supported on \(r.resource)/\(subresource)")
+    /// POST to a subresource: `serviceaccounts/NAME/token` (TokenRequest) and `pods/NAME/binding`.
+    /// The name comes in the body's metadata for binding and as `name` for the parent object.
+    public func createSubresource(_ r: ResourceInfo, namespace: String?, name: String? = nil, body: JSON,
+                                  subresource: String) async throws(APIError) -> JSON {
+        switch (r.group, r.resource, subresource) {
+        case ("", "serviceaccounts", "token"):
+            return try await tokenRequest(namespace: namespace ?? "", serviceAccount: name ?? "", body: body)
+        case ("", "pods", "binding"):
+            return try await bind(namespace: namespace ?? "", pod: name ?? body.name ?? "", body: body)
+        default:
+            throw APIError.methodNotAllowed("create is not supported on \(r.resource)/\(subresource)")
+        }
+    }
+
+    /// Issues a service-account token, as `kubectl create token` asks for it.
+    func tokenRequest(namespace: String, serviceAccount: String, body: JSON) async throws(APIError) -> JSON {
+        guard let tokenIssuer else {
+            throw APIError(code: 503, reason: .serviceUnavailable, message: "this server issues no service account tokens")
+        }
+        guard let sas = Resources.find(group: "", version: "v1", resource: "serviceaccounts") else {
+            throw APIError.internalError("serviceaccounts are not served")
+        }
+        let sa = try await storage.mustGet(sas, namespace: namespace, name: serviceAccount)
+        let requested = body[path: "spec", "expirationSeconds"]?.intValue ?? 3600
+        if requested < 600 {
+            throw APIError.invalid(kind: "TokenRequest", group: "authentication.k8s.io", name: serviceAccount, causes: [
+                .init(reason: "FieldValueInvalid", message: "Invalid value: \(requested): may not specify a duration less than 10 minutes",
+                      field: "spec.expirationSeconds")])
+        }
+        let audiences = body[path: "spec", "audiences"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        var boundPod: (name: String, uid: String)?
+        if body[path: "spec", "boundObjectRef", "kind"]?.stringValue == "Pod",
+           let podName = body[path: "spec", "boundObjectRef", "name"]?.stringValue,
+           let pods = Resources.find(group: "", version: "v1", resource: "pods") {
+            let pod = try await storage.mustGet(pods, namespace: namespace, name: podName)
+            boundPod = (podName, pod.uid ?? "")
+        }
+        let issued: (token: String, expiration: Date)
+        do {
+            issued = try tokenIssuer.issue(namespace: namespace, serviceAccount: serviceAccount, uid: sa.uid ?? "",
+                                           audiences: audiences, expirationSeconds: min(requested, 48 * 3600), boundPod: boundPod)
+        } catch {
+            throw APIError.internalError("issuing a token for \(namespace)/\(serviceAccount): \(error)")
+        }
+        var out: JSON = ["kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                         "metadata": ["name": .string(serviceAccount), "namespace": .string(namespace),
+                                      "creationTimestamp": .string(Timestamp.rfc3339(now()))]]
+        out["spec"] = body["spec"] ?? [:]
+        out[path: "spec", "expirationSeconds"] = .int(min(requested, 48 * 3600))
+        out["status"] = ["token": .string(issued.token), "expirationTimestamp": .string(Timestamp.rfc3339(issued.expiration))]
+        return out
+    }
+
+    /// Assigns a pod to a node (what the scheduler does through `pods/binding`).
+    func bind(namespace: String, pod name: String, body: JSON) async throws(APIError) -> JSON {
+        guard let pods = Resources.find(group: "", version: "v1", resource: "pods") else {
+            throw APIError.internalError("pods are not served")
+        }
+        guard let node = body[path: "target", "name"]?.stringValue, !node.isEmpty else {
+            throw APIError.invalid(kind: "Binding", name: name, causes: [
+                .init(reason: "FieldValueRequired", message: "Required value", field: "target.name")])
+        }
+        for _ in 0..<8 {
+            var pod = try await storage.mustGet(pods, namespace: namespace, name: name)
+            if let current = pod[path: "spec", "nodeName"]?.stringValue, !current.isEmpty {
+                throw APIError.conflict("pods", name: name, why: "pod \(name) is already assigned to node \"\(current)\"")
+            }
+            if pod.deletionTimestamp != nil {
+                throw APIError.conflict("pods", name: name, why: "pod \(name) is being deleted, cannot be assigned to a host")
+            }
+            pod[path: "spec", "nodeName"] = .string(node)
+            do {
+                _ = try await storage.update(pods, pod, ifRevision: Int64(pod.resourceVersion ?? ""))
+                return ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201]
+            } catch where error.reason == .conflict {
+                continue
+            }
+        }
+        throw APIError.conflict("pods", name: name)
     }
 }
 

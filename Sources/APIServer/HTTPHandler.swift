@@ -264,11 +264,15 @@ public struct APIHandler: HTTPResponder {
             let options = try WriteOptions(query: query, userAgent: request.headers[.userAgent])
             let body = try await decodeBody(request, r)
             var warnings: [String] = []
-            try checkFields(body, r, options, &warnings)
-            if info.name != nil && info.subresource == nil {
+            if info.subresource == nil { try checkFields(body, r, options, &warnings) }
+            if let sub = info.subresource {
+                let out = try await api.createSubresource(r, namespace: ns, name: info.name, body: body, subresource: sub)
+                return Self.json(out, status: .created)
+            }
+            if info.name != nil {
                 throw APIError.methodNotAllowed("the server does not allow this method on the requested resource")
             }
-            let created = try await api.create(r, namespace: ns, body: body, options: options, subresource: info.subresource)
+            let created = try await api.create(r, namespace: ns, body: body, options: options)
             return Self.json(created, status: .created, warnings: warnings)
         case .update:
             let options = try WriteOptions(query: query, userAgent: request.headers[.userAgent])

@@ -83,8 +83,15 @@ public enum ClusterRunner {
         try await bootstrap(api)
 
         let ready = NIOLockedValueBox(false)
+        // A token stops working when its service account (or bound pod) is deleted or recreated.
+        let lookup: ClusterAuthenticator.BindingLookup = { namespace, serviceAccount, pod in
+            let sa = try? await api.get(Resources.serviceAccounts, namespace: namespace, name: serviceAccount)
+            var podUID: String?
+            if let pod { podUID = (try? await api.get(Resources.pods, namespace: namespace, name: pod))?.uid }
+            return (sa?.uid, podUID)
+        }
         let handler = APIHandler(api: api, serverAddress: "\(config.nodeIP):\(config.apiPort)",
-                                 authenticator: ClusterAuthenticator(tokens: tokens),
+                                 authenticator: ClusterAuthenticator(tokens: tokens, lookup: lookup),
                                  peerCertificates: NIOSSLPeerCertificates(), logger: logger,
                                  ready: { ready.withLockedValue { $0 } })
         let tls = TLSMaterial(certificateChainPEM: pki.servingCertificatePEM, privateKeyPEM: pki.servingKeyPEM,

@@ -1,5 +1,6 @@
 import APIServer
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Service account tokens signed with the cluster's `sa.key`: issued for the
 /// `serviceaccounts/token` subresource (`kubectl create token`, projected volumes) and checked
@@ -40,14 +41,30 @@ public struct ClusterAuthenticator: Authenticating {
 
     public let tokens: ServiceAccountTokens
     let lookup: BindingLookup?
+    /// Verified tokens: an ES256 check costs far more than serving a GET, and clients send the
+    /// same token on every request. Expiry is still checked on each use.
+    let verified = NIOLockedValueBox<[String: ServiceAccountTokenClaims]>([:])
+    static let cacheLimit = 4096
 
     public init(tokens: ServiceAccountTokens, lookup: BindingLookup? = nil) {
         self.tokens = tokens
         self.lookup = lookup
     }
 
+    func claims(for token: String) -> ServiceAccountTokenClaims? {
+        if let cached = verified.withLockedValue({ $0[token] }) {
+            return cached.expiresAt > Date() ? cached : nil
+        }
+        guard case .valid(let claims) = tokens.verify(token) else { return nil }
+        verified.withLockedValue { cache in
+            if cache.count >= Self.cacheLimit { cache.removeAll() }
+            cache[token] = claims
+        }
+        return claims
+    }
+
     public func authenticate(bearerToken: String) async -> RequestUser? {
-        guard case .valid(let claims) = tokens.verify(bearerToken) else { return nil }
+        guard let claims = claims(for: bearerToken) else { return nil }
         if let lookup {
             let current = await lookup(claims.namespace, claims.serviceAccountName, claims.podName)
             if claims.bindingFailure(
