@@ -1,15 +1,21 @@
 # The two commands a newcomer types (see README.md):
-#   sudo make up     install system packages, build, start the cluster
+#   sudo make up     install system packages, build, install labnode, start the cluster
 #   sudo make test   install test tools, build, run every test
-.PHONY: up test down
+.PHONY: up test down bench
 
 up:
 	scripts/setup
-	.build/release/labnode up
+	install -m 0755 .build/release/labnode /usr/local/bin/labnode
+	/usr/local/bin/labnode up
 
 test:
 	scripts/setup --test
 	scripts/test
 
 down:
-	.build/release/labnode down
+	/usr/local/bin/labnode down
+
+# API figures against nginx and etcd in the same run (installs the peers first).
+bench:
+	scripts/setup --bench
+	Benchmarks/api.sh

@@ -34,6 +34,14 @@ public final class APIService: Sendable {
         return obj
     }
 
+    /// A plain GET's reply body, from the cache when the object has not changed.
+    public func getEncoded(_ r: ResourceInfo, namespace: String?, name: String) async throws(APIError) -> [UInt8] {
+        guard let kv = try await storage.getKV(r, namespace: namespace, name: name) else {
+            throw APIError.notFound(r.resource, group: r.group, name: name)
+        }
+        return try storage.encodedCached(kv)
+    }
+
     public struct ListResult: Sendable {
         public var items: [JSON]
         public var resourceVersion: Int64
@@ -63,7 +71,7 @@ public final class APIService: Sendable {
             if revision == 0 { revision = page.revision }
             for (i, kv) in page.items.enumerated() {
                 lastKey = kv.key
-                let obj = try ObjectStorage.decode(kv)
+                let obj = try storage.decodeCached(kv)
                 guard matches(r, obj, options) else { continue }
                 items.append(obj)
                 if let limit = options.limit, items.count >= limit {

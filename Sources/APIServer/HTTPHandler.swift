@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Who made a request, once authenticated.
@@ -67,6 +68,29 @@ public protocol PeerCertificateSource: Sendable {
     func peerCertificateDER(_ channel: any Channel) async -> [UInt8]?
 }
 
+/// The OpenAPI documents, built on first use: they take most of a second to generate and tens of
+/// megabytes while doing it, and most cluster starts are never asked for them (kubectl caches
+/// them by hash), so start-up and an idle daemon do without.
+final class LazyOpenAPI: Sendable {
+    let registry: TypeRegistry
+    let resources: [ResourceInfo]
+    let built = NIOLockedValueBox<OpenAPIDocuments?>(nil)
+
+    init(registry: TypeRegistry, resources: [ResourceInfo]) {
+        self.registry = registry
+        self.resources = resources
+    }
+
+    var documents: OpenAPIDocuments {
+        built.withLockedValue { docs in
+            if let docs { return docs }
+            let made = OpenAPIDocuments(registry: registry, resources: resources)
+            docs = made
+            return made
+        }
+    }
+}
+
 /// The HTTP face of `APIService`: routing, content negotiation, authentication and encoding.
 public struct APIHandler: HTTPResponder {
     public typealias Context = APIRequestContext
@@ -75,7 +99,7 @@ public struct APIHandler: HTTPResponder {
 
     let api: APIService
     let discovery: Discovery
-    let openapi: OpenAPIDocuments
+    let openapi: LazyOpenAPI
     let authenticator: (any Authenticating)?
     let peerCertificates: (any PeerCertificateSource)?
     let version: ServerVersion
@@ -88,7 +112,7 @@ public struct APIHandler: HTTPResponder {
                 logger: Logger = Logger(label: "labnode.apiserver"), ready: @escaping @Sendable () -> Bool = { true }) {
         self.api = api
         self.discovery = Discovery(resources: Resources.all, serverAddress: serverAddress)
-        self.openapi = OpenAPIDocuments(registry: api.registry, resources: Resources.all)
+        self.openapi = LazyOpenAPI(registry: api.registry, resources: Resources.all)
         self.authenticator = authenticator
         self.peerCertificates = peerCertificates
         self.version = version
@@ -190,9 +214,10 @@ public struct APIHandler: HTTPResponder {
             return RequestUser(name: "system:anonymous", groups: ["system:masters"])
         }
         if let auth = request.headers[.authorization] {
-            let parts = auth.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer",
-               let user = await authenticator.authenticate(bearerToken: String(parts[1]).trimmingCharacters(in: .whitespaces)) {
+            // Plain UTF-8 slicing: Foundation's trimming converts through UTF-16, and tokens are long.
+            let parts = auth.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
+            if parts.count == 2, String(decoding: parts[0], as: UTF8.self).lowercased() == "bearer",
+               let user = await authenticator.authenticate(bearerToken: String(decoding: parts[1], as: UTF8.self)) {
                 return user
             }
             throw APIError.unauthorized
@@ -205,6 +230,7 @@ public struct APIHandler: HTTPResponder {
     }
 
     func openAPI(path: String, request: Request) throws(APIError) -> Response {
+        let openapi = self.openapi.documents
         if path == "/openapi/v2" {
             let accept = request.headers[.accept] ?? ""
             if accept.contains("protobuf") {
@@ -237,8 +263,12 @@ public struct APIHandler: HTTPResponder {
                 throw APIError(code: 503, reason: .serviceUnavailable,
                                message: "\(r.resource)/\(info.subresource ?? "") is not available on this node yet")
             }
+            let table = try TableRequest(accept: accept, query: query)
+            if table == nil && info.subresource == nil {
+                return Self.bytes(try await api.getEncoded(r, namespace: ns, name: info.name ?? ""), contentType: "application/json")
+            }
             let obj = try await api.get(r, namespace: ns, name: info.name ?? "", subresource: info.subresource)
-            if let table = try TableRequest(accept: accept, query: query), info.subresource == nil {
+            if let table, info.subresource == nil {
                 return Self.json(TablePrinter.table(resource: r, objects: [obj], listResourceVersion: obj.resourceVersion, continueToken: nil,
                                                     includeObject: table.includeObject, now: Date().timeIntervalSince1970))
             }
@@ -285,8 +315,7 @@ public struct APIHandler: HTTPResponder {
             return Self.json(out, status: created ? .created : .ok, warnings: warnings)
         case .patch:
             let options = try WriteOptions(query: query, userAgent: request.headers[.userAgent])
-            let contentType = (request.headers[.contentType] ?? "").split(separator: ";").first.map {
-                $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            let contentType = Self.mediaType(request.headers[.contentType] ?? "")
             guard let type = PatchType(rawValue: contentType) else {
                 throw APIError(code: 415, reason: .unsupportedMediaType,
                                message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
@@ -362,8 +391,7 @@ public struct APIHandler: HTTPResponder {
 
     func decodeBody(_ request: Request, _ r: ResourceInfo, subresource: String? = nil) async throws -> JSON {
         let raw = Array(buffer: try await request.body.collect(upTo: Self.maxBodyBytes))
-        let contentType = (request.headers[.contentType] ?? "application/json").split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? "application/json"
+        let contentType = Self.mediaType(request.headers[.contentType] ?? "application/json").lowercased()
         switch contentType {
         case "application/json", "":
             return try Self.parseJSON(raw, kind: r.kind, version: r.version)
@@ -374,6 +402,12 @@ public struct APIHandler: HTTPResponder {
         default:
             throw APIError.unsupportedMediaType(contentType)
         }
+    }
+
+    /// "application/json; charset=utf-8" -> "application/json".
+    static func mediaType(_ header: String) -> String {
+        let first = header.split(separator: ";", maxSplits: 1).first ?? ""
+        return String(first.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 
     static func parseJSON(_ raw: [UInt8], kind: String? = nil, version: String? = nil) throws(APIError) -> JSON {

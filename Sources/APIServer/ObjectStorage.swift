@@ -1,5 +1,40 @@
 import APIMachinery
+import NIOConcurrencyHelpers
 import Store
+
+/// Decoded objects and their JSON encoding, by key and revision. A GET is mostly a lookup then:
+/// parsing and re-encoding the stored bytes cost more than the rest of the request.
+final class ObjectCache: Sendable {
+    struct Entry {
+        var revision: Int64
+        var object: JSON
+        var encoded: [UInt8]?
+    }
+
+    let entries = NIOLockedValueBox<[String: Entry]>([:])
+    static let limit = 20_000
+
+    func object(_ kv: KeyValue) -> JSON? {
+        entries.withLockedValue { e in
+            guard let hit = e[kv.key], hit.revision == kv.modRevision else { return nil }
+            return hit.object
+        }
+    }
+
+    func encoded(_ kv: KeyValue) -> [UInt8]? {
+        entries.withLockedValue { e in
+            guard let hit = e[kv.key], hit.revision == kv.modRevision else { return nil }
+            return hit.encoded
+        }
+    }
+
+    func store(_ kv: KeyValue, object: JSON, encoded: [UInt8]?) {
+        entries.withLockedValue { e in
+            if e.count >= Self.limit { e.removeAll(keepingCapacity: true) }
+            e[kv.key] = Entry(revision: kv.modRevision, object: object, encoded: encoded)
+        }
+    }
+}
 
 /// Objects in the KVStore: where each one lives, and how resourceVersion maps to store revisions.
 ///
@@ -7,6 +42,7 @@ import Store
 /// modRevision is written into it, as kube-apiserver does with etcd.
 struct ObjectStorage: Sendable {
     let store: any KVStore
+    let cache = ObjectCache()
 
     static func resourcePrefix(_ r: ResourceInfo) -> String {
         r.group.isEmpty ? "/\(r.resource)/" : "/\(r.resource).\(r.group)/"
@@ -53,14 +89,32 @@ struct ObjectStorage: Sendable {
     }
 
     func get(_ r: ResourceInfo, namespace: String?, name: String) async throws(APIError) -> JSON? {
-        let kv: KeyValue?
+        guard let kv = try await getKV(r, namespace: namespace, name: name) else { return nil }
+        return try decodeCached(kv)
+    }
+
+    func getKV(_ r: ResourceInfo, namespace: String?, name: String) async throws(APIError) -> KeyValue? {
         do {
-            kv = try await store.get(Self.key(r, namespace: namespace, name: name))
+            return try await store.get(Self.key(r, namespace: namespace, name: name))
         } catch {
             throw mapError(error, r, name: name)
         }
-        guard let kv else { return nil }
-        return try Self.decode(kv)
+    }
+
+    func decodeCached(_ kv: KeyValue) throws(APIError) -> JSON {
+        if let hit = cache.object(kv) { return hit }
+        let obj = try Self.decode(kv)
+        cache.store(kv, object: obj, encoded: nil)
+        return obj
+    }
+
+    /// The object's JSON as a GET returns it, encoded once per revision.
+    func encodedCached(_ kv: KeyValue) throws(APIError) -> [UInt8] {
+        if let hit = cache.encoded(kv) { return hit }
+        let obj = try decodeCached(kv)
+        let bytes = obj.serialized()
+        cache.store(kv, object: obj, encoded: bytes)
+        return bytes
     }
 
     func mustGet(_ r: ResourceInfo, namespace: String?, name: String) async throws(APIError) -> JSON {

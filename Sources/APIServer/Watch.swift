@@ -80,7 +80,7 @@ extension APIService {
             if sendInitialEnd { continuation.yield(Self.bookmark(kind: kind, apiVersion: apiVersion, start, initialEnd: true)) }
             for await ev in storeEvents {
                 progress.withLockedValue { $0 = ev.kv.modRevision }
-                guard let obj = try? ObjectStorage.decode(ev.kv) else { continue }
+                guard let obj = try? self.storage.decodeCached(ev.kv) else { continue }
                 let id = (obj.namespace ?? "") + "/" + (obj.name ?? "")
                 let matches = self.matches(r, obj, options)
                 let wasKnown = known.withLockedValue { $0.contains(id) }

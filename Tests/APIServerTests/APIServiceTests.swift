@@ -228,4 +228,85 @@ struct APIServiceTests {
             _ = try await api.get(configmaps, namespace: "default", name: "dry")
         }
     }
+
+    @Test("a watch from a revision older than the history gets 410 Gone as an ERROR event")
+    func watchTooOld() async throws {
+        let api = APIService(store: MemoryStore(options: StoreOptions(historyLimit: 2)))
+        _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "default"]])
+        for i in 0..<5 {
+            _ = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string("c\(i)")]])
+        }
+        var options = ListOptions()
+        options.resourceVersion = "1"
+        var it = try await api.watch(configmaps, namespace: "default", options: options).makeAsyncIterator()
+        let event = await it.next()
+        #expect(event?.type == .error)
+        #expect(event?.object["code"] == 410 && event?.object["reason"] == "Expired")
+        #expect(await it.next() == nil, "the stream ends after the error")
+    }
+
+    @Test("deletecollection removes what the selector matches, and only that")
+    func deleteCollection() async throws {
+        let api = try await makeAPI()
+        for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+            _ = try await api.create(configmaps, namespace: "default", body: [
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": .string(name), "labels": ["tier": .string(tier)]]])
+        }
+        var selector = ListOptions()
+        selector.labelSelector = try LabelSelector.parse("tier=web")
+        let deleted = try await api.deleteCollection(configmaps, namespace: "default", listOptions: selector, options: DeleteOptions())
+        #expect(deleted.compactMap(\.name).sorted() == ["a", "b"])
+        #expect(try await api.list(configmaps, namespace: "default").items.compactMap(\.name) == ["c"])
+    }
+
+    @Test("server-side apply creates, then conflicts with another manager unless forced")
+    func serverSideApply() async throws {
+        let api = try await makeAPI()
+        let body = Array(#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"a":"1"}}"#.utf8)
+        var first = WriteOptions()
+        first.fieldManager = "alice"
+        let (created, wasCreated) = try await api.patch(configmaps, namespace: "default", name: "ssa", type: .apply, body: body, options: first)
+        #expect(wasCreated && created[path: "data", "a"] == "1")
+        #expect(created[path: "metadata", "managedFields"]?.arrayValue?.first?["manager"] == "alice")
+        var second = WriteOptions()
+        second.fieldManager = "bob"
+        let change = Array(#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"},"data":{"a":"2"}}"#.utf8)
+        do {
+            _ = try await api.patch(configmaps, namespace: "default", name: "ssa", type: .apply, body: change, options: second)
+            Issue.record("bob must conflict with alice on data.a")
+        } catch {
+            #expect(error.code == 409 && error.message.contains("conflict with \"alice\""), "\(error)")
+        }
+        second.force = true
+        let (forced, _) = try await api.patch(configmaps, namespace: "default", name: "ssa", type: .apply, body: change, options: second)
+        #expect(forced[path: "data", "a"] == "2")
+    }
+
+    @Test("TokenRequest needs the service account and a sane duration")
+    func tokens() async throws {
+        struct FakeIssuer: TokenIssuing {
+            func issue(namespace: String, serviceAccount: String, uid: String, audiences: [String], expirationSeconds: Int64,
+                       boundPod: (name: String, uid: String)?) throws -> (token: String, expiration: Date) {
+                ("token-for-\(namespace)/\(serviceAccount)/\(uid)", Date(timeIntervalSince1970: 0))
+            }
+        }
+        let api = APIService(store: MemoryStore(), tokenIssuer: FakeIssuer())
+        _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "default"]])
+        let sas = Resources.serviceAccounts
+        let request: JSON = ["apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": ["expirationSeconds": 3600]]
+        await #expect(throws: APIError.notFound("serviceaccounts", name: "robot")) {
+            _ = try await api.createSubresource(sas, namespace: "default", name: "robot", body: request, subresource: "token")
+        }
+        let sa = try await api.create(sas, namespace: "default", body: ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "robot"]])
+        let reply = try await api.createSubresource(sas, namespace: "default", name: "robot", body: request, subresource: "token")
+        #expect(reply[path: "status", "token"]?.stringValue == "token-for-default/robot/\(sa.uid ?? "")")
+        var short = request
+        short[path: "spec", "expirationSeconds"] = 60
+        do {
+            _ = try await api.createSubresource(sas, namespace: "default", name: "robot", body: short, subresource: "token")
+            Issue.record("a 60 s token must be refused")
+        } catch {
+            #expect(error.code == 422)
+        }
+    }
 }

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# API server figures against peers measured in the same run (issue: the foundation).
+#
+#   Benchmarks/api.sh [--quick]      (root; LABNODE=path/to/labnode to pick a build)
+#
+# Everything runs inside a network namespace this script creates, on its loopback only.
+# Peers: nginx serving the very JSON labnode returns, over TLS with labnode's certificate;
+# etcd 3.4 through its JSON gateway, fsync on (as the store is). Prints a table of
+# ratios and writes Benchmarks/results/api.json and api.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=15; RUNS=3
+[ "${1:-}" = "--quick" ] && { DUR=3; RUNS=1; }
+LABNODE=${LABNODE:-.build/release/labnode}
+KUBECTL=${KUBECTL:-kubectl}
+
+missing=()
+for t in wrk nginx etcd python3; do command -v $t >/dev/null || missing+=($t); done
+[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: swift build -c release)")
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers (wrk, nginx-light, etcd-server)" >&2
+    exit 2
+fi
+
+NS=lnbench-$$
+WORK=$(mktemp -d /tmp/labnode-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    [ -f "$WORK/data/labnode.pid" ] && kill -9 "$(cat "$WORK/data/labnode.pid")" 2>/dev/null || true
+    ip netns del $NS 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns add $NS
+ip -n $NS link set lo up
+ip -n $NS link add eth0 type veth peer name eth0peer
+ip -n $NS addr add 172.31.251.2/24 dev eth0
+ip -n $NS link set eth0peer up && ip -n $NS link set eth0 up
+in_ns() { nsenter --net=/run/netns/$NS "$@"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+K() { KUBECONFIG=$WORK/kubeconfig HOME=$WORK/home in_ns $KUBECTL "$@"; }
+
+# --- start-up and idle memory -------------------------------------------------------------
+in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
+in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null
+t0=$(now_ms)
+in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
+t1=$(now_ms)
+second_up_ms=$((t1 - t0))
+sleep 2
+rss_kb=$(awk '/VmRSS/{print $2}' /proc/"$(cat "$WORK/data/labnode.pid")"/status)
+anon_kb=$(awk '/RssAnon/{print $2}' /proc/"$(cat "$WORK/data/labnode.pid")"/status)
+
+# --- the object both servers serve ----------------------------------------------------------
+K create serviceaccount bench >/dev/null
+TOKEN=$(K create token bench --duration=2h)
+value=$(head -c 600 /dev/zero | tr '\0' 'x')
+K create configmap bench --from-literal=payload="$value" >/dev/null
+URL=https://127.0.0.1:6443/api/v1/namespaces/default/configmaps/bench
+in_ns curl -sk -H "Authorization: Bearer $TOKEN" "$URL" > "$WORK/bench.json"
+bytes=$(wc -c < "$WORK/bench.json")
+
+mkdir -p "$WORK/www" "$WORK/nginx"
+cp "$WORK/bench.json" "$WORK/www/bench.json"
+# nginx's workers run as www-data: they must be able to read the page.
+chmod 755 "$WORK" "$WORK/www" && chmod 644 "$WORK/www/bench.json"
+cat > "$WORK/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    default_type application/json;
+    server {
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate $WORK/data/pki/apiserver.crt;
+        ssl_certificate_key $WORK/data/pki/apiserver.key;
+        root $WORK/www;
+    }
+}
+NGINX
+in_ns nginx -c "$WORK/nginx/nginx.conf"
+sleep 0.3
+PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
+
+in_ns etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster default=http://127.0.0.1:2380 >"$WORK/etcd.log" 2>&1 &
+PIDS+=($!)
+disown $!
+for _ in $(seq 50); do in_ns curl -s http://127.0.0.1:2379/health 2>/dev/null | grep -q true && break; sleep 0.1; done
+
+# --- wrk scripts ----------------------------------------------------------------------------
+cat > "$WORK/get.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+LUA
+cat > "$WORK/create.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"b-"},"data":{"payload":"$value"}}'
+LUA
+cat > "$WORK/put.lua" <<'LUA'
+local n = 0
+local value = string.rep("x", 600)
+request = function()
+  n = n + 1
+  local key = "/registry/configmaps/default/b-" .. math.random(1, 1e9) .. "-" .. n
+  local body = '{"key":"' .. enc(key) .. '","value":"' .. enc(value) .. '"}'
+  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"}, body)
+end
+local b = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+function enc(data)
+  return ((data:gsub('.', function(x)
+    local r, c = '', x:byte()
+    for i = 8, 1, -1 do r = r .. (c % 2 ^ i - c % 2 ^ (i - 1) > 0 and '1' or '0') end
+    return r end) .. '0000'):gsub('%d%d?%d?%d?%d?%d?', function(x)
+      if #x < 6 then return '' end
+      local c = 0
+      for i = 1, 6 do c = c + (x:sub(i, i) == '1' and 2 ^ (6 - i) or 0) end
+      return b:sub(c + 1, c + 1) end) .. ({ '', '==', '=' })[#data % 3 + 1])
+end
+LUA
+
+# wrk_run ARGS... -> "requests/s p50_ms", the median run of $RUNS
+wrk_run() {
+    local best=()
+    for _ in $(seq $RUNS); do
+        out=$(in_ns wrk --latency "$@" 2>&1)
+        rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+        p50=$(echo "$out" | awk '$1=="50%"{v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}')
+        non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}')
+        [ -n "$non2xx" ] && echo "bench: $non2xx non-2xx answers in: wrk $*" >&2
+        best+=("$rps $p50")
+    done
+    printf '%s\n' "${best[@]}" | sort -n | awk -v n=$RUNS 'NR==int((n+1)/2)'
+}
+
+read get_rps get_p50 < <(wrk_run -t2 -c50 -d${DUR}s -s "$WORK/get.lua" "$URL")
+read nginx_rps nginx_p50 < <(wrk_run -t2 -c50 -d${DUR}s https://127.0.0.1:8443/bench.json)
+read create_rps create_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/create.lua" https://127.0.0.1:6443/api/v1/namespaces/default/configmaps)
+read etcd_rps etcd_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/put.lua" http://127.0.0.1:2379)
+
+# --- watch latency: time from sending a write to the event arriving -----------------------
+watch_ms=$(in_ns python3 Benchmarks/watch_latency.py "$TOKEN" "$WORK/data/pki/ca.crt" 30)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mkdir -p Benchmarks/results
+cat > Benchmarks/results/api.md <<MD
+# API server benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, ${DUR}s x ${RUNS} runs, median)
+
+| figure | labnode | peer in the same run | ratio labnode/peer | target |
+|---|---|---|---|---|
+| second \`labnode up\` to API ready | ${second_up_ms} ms | - | - | < 300 ms |
+| idle RSS, API only | $((rss_kb / 1024)) MB (anonymous $((anon_kb / 1024)) MB) | - | - | < 30 MB |
+| GET one ${bytes}-byte object, TLS, wrk -t2 -c50 | ${get_rps} req/s, p50 ${get_p50} ms | nginx ${nginx_rps} req/s, p50 ${nginx_p50} ms | $(ratio "$get_rps" "$nginx_rps") | >= 0.3, p50 < 1 ms |
+| create ConfigMap, 16 connections, durable | ${create_rps} req/s, p50 ${create_p50} ms | etcd JSON gateway put ${etcd_rps} req/s | $(ratio "$create_rps" "$etcd_rps") | >= 1.0 |
+| watch event after a write (p50 / p99 of 30) | ${watch_ms} ms | - | - | < 5 ms |
+MD
+cat > Benchmarks/results/api.json <<JSON
+{"second_up_ms": $second_up_ms, "idle_rss_kb": $rss_kb, "idle_anon_kb": $anon_kb,
+ "get_rps": ${get_rps:-0}, "get_p50_ms": ${get_p50:-0}, "nginx_tls_rps": ${nginx_rps:-0}, "nginx_p50_ms": ${nginx_p50:-0},
+ "create_rps": ${create_rps:-0}, "etcd_put_rps": ${etcd_rps:-0}, "watch_ms_p50_p99": "$watch_ms"}
+JSON
+cat Benchmarks/results/api.md
