@@ -307,50 +307,8 @@ enum ApplyFormat {
         }
     }
 
-    /// Go's `%q`: double quotes, backslash escapes, printable characters kept as they are.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\u{07}": out += "\\a"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{0B}": out += "\\v"
-            default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    out += "\\x" + hex(u.value, width: 2)
-                } else if isPrintable(u) {
-                    out.unicodeScalars.append(u)
-                } else if u.value < 0x10000 {
-                    out += "\\u" + hex(u.value, width: 4)
-                } else {
-                    out += "\\U" + hex(u.value, width: 8)
-                }
-            }
-        }
-        return out + "\""
-    }
-
-    private static func isPrintable(_ u: Unicode.Scalar) -> Bool {
-        switch u.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator:
-            return false
-        case .spaceSeparator:
-            return u == " "
-        default:
-            return true
-        }
-    }
-
-    private static func hex(_ v: UInt32, width: Int) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: max(0, width - s.count)) + s
-    }
+    /// Go's `%q`.
+    static func quote(_ s: String) -> String { GoQuote.quote(s) }
 
     /// Compact JSON as Go's encoding/json writes it: object keys sorted, `<`, `>` and `&`
     /// escaped, floats in Go's shortest form.
@@ -396,10 +354,10 @@ enum ApplyFormat {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             case "<", ">", "&", "\u{2028}", "\u{2029}":
-                out += "\\u" + hex(u.value, width: 4)
+                out += "\\u" + GoQuote.hex(u.value, width: 4)
             default:
                 if u.value < 0x20 {
-                    out += "\\u" + hex(u.value, width: 4)
+                    out += "\\u" + GoQuote.hex(u.value, width: 4)
                 } else {
                     out.unicodeScalars.append(u)
                 }

@@ -186,51 +186,8 @@ extension Validation {
 extension Validation {
     /// Renders values the way Go's fmt package does for the types upstream puts in messages.
     enum GoSyntax {
-        /// strconv.Quote: double quotes, backslash escapes, \u escapes for non-printable runes.
-        static func quote(_ s: String) -> String {
-            var out = "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\u{07}": out += "\\a"
-                case "\u{08}": out += "\\b"
-                case "\u{0C}": out += "\\f"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case "\u{0B}": out += "\\v"
-                default:
-                    if isPrintable(scalar) {
-                        out.unicodeScalars.append(scalar)
-                    } else if scalar.value < 0x80 {
-                        out += "\\x" + hex(scalar.value, width: 2)
-                    } else if scalar.value < 0x10000 {
-                        out += "\\u" + hex(scalar.value, width: 4)
-                    } else {
-                        out += "\\U" + hex(scalar.value, width: 8)
-                    }
-                }
-            }
-            return out + "\""
-        }
-
-        private static func hex(_ v: UInt32, width: Int) -> String {
-            let digits = String(v, radix: 16)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-
-        /// Close to Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.
-        private static func isPrintable(_ s: Unicode.Scalar) -> Bool {
-            if s == " " { return true }
-            switch s.properties.generalCategory {
-            case .control, .format, .surrogate, .privateUse, .unassigned,
-                 .spaceSeparator, .lineSeparator, .paragraphSeparator:
-                return false
-            default:
-                return true
-            }
-        }
+        /// strconv.Quote.
+        static func quote(_ s: String) -> String { GoQuote.quote(s) }
 
         /// map[string]string as %#v prints it: keys sorted, `(nil)` for a missing map.
         static func stringMap(_ pairs: [(String, String)]?) -> String {
