@@ -33,7 +33,9 @@ public enum Lifecycle {
     static func say(_ s: String) { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
 
     /// Resolves the settings (saved file, then flags, then detection) and checks them.
-    public static func resolve(dataDir: String, flags: Flags) throws -> ClusterConfig {
+    public static func resolve(dataDir relative: String, flags: Flags) throws -> ClusterConfig {
+        // The daemon and later commands may run from another directory: keep the path absolute.
+        let dataDir = relative.hasPrefix("/") ? relative : FileManager.default.currentDirectoryPath + "/" + relative
         var config = try ClusterConfig.load(dataDir: dataDir) ?? ClusterConfig(dataDir: dataDir)
         config.dataDir = dataDir
         flags.apply(to: &config)
@@ -65,6 +67,21 @@ public enum Lifecycle {
         }
     }
 
+    /// Creates the data dir (and its parents) with a sentence naming the failing directory and errno.
+    static func prepareDataDir(_ dir: String) throws {
+        var path = ""
+        for part in dir.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                let why = String(cString: strerror(errno))
+                throw ClusterError.config("cannot create the data directory \(path): \(why); run labnode as root or pass --data-dir")
+            }
+        }
+        guard access(dir, W_OK) == 0 else {
+            throw ClusterError.config("the data directory \(dir) is not writable; run labnode as root or pass --data-dir")
+        }
+    }
+
     /// The path of this executable, so the daemon runs the same binary.
     static func selfExecutable() -> String {
         var buf = [CChar](repeating: 0, count: 4096)
@@ -88,6 +105,7 @@ public enum Lifecycle {
             return 0
         }
         try checkHost(config)
+        try prepareDataDir(config.dataDir)
         try config.save()
 
         if foreground {
