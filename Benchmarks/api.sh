@@ -25,9 +25,19 @@ fi
 NS=lnbench-$$
 WORK=$(mktemp -d /tmp/labnode-bench.XXXXXX)
 PIDS=()
+in_ns() { nsenter --net=/run/netns/$NS "$@"; }
+sleep_until_gone() { for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; }
 cleanup() {
+    # nginx: SIGTERM to the master, which stops its workers (SIGKILL would orphan them).
+    if [ -f "$WORK/nginx/nginx.pid" ]; then
+        master=$(cat "$WORK/nginx/nginx.pid")
+        kill -TERM "$master" 2>/dev/null || true
+        sleep_until_gone "$master"
+    fi
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    [ -f "$WORK/data/labnode.pid" ] && kill -9 "$(cat "$WORK/data/labnode.pid")" 2>/dev/null || true
+    # nsenter may have forked: stop our etcd by its (unique) data dir too.
+    pkill -9 -f "etcd --data-dir $WORK/etcd" 2>/dev/null || true
+    in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null 2>&1 || true
     ip netns del $NS 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -37,7 +47,6 @@ ip -n $NS link set lo up
 ip -n $NS link add eth0 type veth peer name eth0peer
 ip -n $NS addr add 172.31.251.2/24 dev eth0
 ip -n $NS link set eth0peer up && ip -n $NS link set eth0 up
-in_ns() { nsenter --net=/run/netns/$NS "$@"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 K() { KUBECONFIG=$WORK/kubeconfig HOME=$WORK/home in_ns $KUBECTL "$@"; }
 
@@ -83,7 +92,6 @@ http {
 NGINX
 in_ns nginx -c "$WORK/nginx/nginx.conf"
 sleep 0.3
-PIDS+=("$(cat "$WORK/nginx/nginx.pid")")
 
 in_ns etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
