@@ -24,8 +24,6 @@ public final class APIService: Sendable {
         self.now = now
     }
 
-    static let namespaces = Resources.find(group: "", version: "v1", resource: "namespaces")
-
     // MARK: - Read
 
     public func get(_ r: ResourceInfo, namespace: String?, name: String, subresource: String? = nil) async throws(APIError) -> JSON {
@@ -178,8 +176,7 @@ public final class APIService: Sendable {
     }
 
     func checkNamespaceWritable(_ ns: String) async throws(APIError) {
-        guard let nsr = Self.namespaces else { return }
-        guard let obj = try await storage.get(nsr, namespace: nil, name: ns) else {
+        guard let obj = try await storage.get(Resources.namespaces, namespace: nil, name: ns) else {
             throw APIError.notFound("namespaces", name: ns)
         }
         if obj.deletionTimestamp != nil || obj[path: "status", "phase"]?.stringValue == "Terminating" {
