@@ -567,31 +567,7 @@ extension KubernetesProtobuf {
 
         static func format(seconds: Int64, nanos: Int64, micro: Bool) -> String? {
             guard range.contains(seconds), (0..<1_000_000_000).contains(nanos) else { return nil }
-            let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-            let secondOfDay = seconds - days * 86_400
-            let (year, month, day) = civil(fromDays: days)
-            var text = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
-            text += pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
-            if micro { text += "." + pad(nanos / 1000, 6) }
-            return text + "Z"
-        }
-
-        /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-        private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
-            let z = days + 719_468
-            let era = (z >= 0 ? z : z - 146_096) / 146_097
-            let dayOfEra = z - era * 146_097
-            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-            let mp = (5 * dayOfYear + 2) / 153
-            let day = dayOfYear - (153 * mp + 2) / 5 + 1
-            let month = mp < 10 ? mp + 3 : mp - 9
-            return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-        }
-
-        private static func pad(_ value: Int64, _ width: Int) -> String {
-            let digits = String(value)
-            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+            return APIMachinery.Timestamp.format(seconds: seconds, micros: micro ? nanos / 1000 : nil)
         }
     }
 }

@@ -69,7 +69,7 @@ struct TableTimeTests {
         ("1970-01-01T00:00:00Z", 0.0),
     ])
     func parse(text: String, expected: Double) {
-        #expect(TablePrinter.RFC3339.parse(text) == expected)
+        #expect(Timestamp.parse(text) == expected)
     }
 
     @Test("malformed timestamps and Go's zero time parse to nil", arguments: [
@@ -78,7 +78,7 @@ struct TableTimeTests {
         "2026-11-30T03:15:18Zjunk", "0001-01-01T00:00:00Z",
     ])
     func parseRejects(text: String) {
-        #expect(TablePrinter.RFC3339.parse(text) == nil)
+        #expect(Timestamp.parse(text) == nil)
     }
 
     @Test("formatting gives whole-second UTC RFC 3339 and round-trips", arguments: [
@@ -86,12 +86,12 @@ struct TableTimeTests {
         (1_796_008_518.9, "2026-11-30T03:15:18Z"),
         (1_709_208_000.0, "2024-02-29T12:00:00Z"),
         (-1.0, "1969-12-31T23:59:59Z"),
-        (TablePrinter.RFC3339.goZeroTime, "0001-01-01T00:00:00Z"),
+        (Timestamp.goZeroTime, "0001-01-01T00:00:00Z"),
     ])
     func format(seconds: Double, expected: String) {
-        #expect(TablePrinter.RFC3339.format(seconds) == expected)
-        if seconds != TablePrinter.RFC3339.goZeroTime {
-            #expect(TablePrinter.RFC3339.parse(expected) == seconds.rounded(.down))
+        #expect(Timestamp.format(seconds) == expected)
+        if seconds != Timestamp.goZeroTime {
+            #expect(Timestamp.parse(expected) == seconds.rounded(.down))
         }
     }
 }

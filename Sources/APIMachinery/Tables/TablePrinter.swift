@@ -171,7 +171,7 @@ extension TablePrinter {
         }
         /// A timestamp in unix seconds; nil when missing, null, unparseable or Go's zero time.
         func timestamp(_ path: String...) -> Double? {
-            at(path).json.stringValue.flatMap(RFC3339.parse)
+            at(path).json.stringValue.flatMap(Timestamp.parse)
         }
     }
 
@@ -204,8 +204,8 @@ extension TablePrinter {
                    description: "When the object was created (metadata.creationTimestamp), in RFC 3339 form."),
         ],
         row: { object, _ in
-            let created = object.timestamp("metadata", "creationTimestamp") ?? RFC3339.goZeroTime
-            return Row(cells: [.string(object.string("metadata", "name")), .string(RFC3339.format(created))])
+            let created = object.timestamp("metadata", "creationTimestamp") ?? Timestamp.goZeroTime
+            return Row(cells: [.string(object.string("metadata", "name")), .string(Timestamp.format(created))])
         }
     )
 
