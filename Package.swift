@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "APIServer", "Store", "APIMachinery",
+                "APIServer", "Store", "APIMachinery", "Controllers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -44,6 +44,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            exclude: ["README.md"]
+        ),
+        .target(
+            name: "Controllers",
+            dependencies: [
+                "APIMachinery",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             exclude: ["README.md"]
         ),
@@ -83,6 +93,7 @@ let package = Package(
         ),
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store",
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -52,37 +52,40 @@ public enum Resources {
 
     /// Every resource labnode serves, in discovery order.
     public static let all: [ResourceInfo] = [
-        core("bindings", "binding", "Binding", verbs: ["create"]),
-        core("configmaps", "configmap", "ConfigMap", short: ["cm"]),
-        core("endpoints", "endpoints", "Endpoints", short: ["ep"]),
-        core("events", "event", "Event", short: ["ev"]),
-        namespaces,
-        core("nodes", "node", "Node", namespaced: false, short: ["no"], sub: ["proxy", "status"]),
-        pods,
-        core("secrets", "secret", "Secret"),
-        serviceAccounts,
-        core("services", "service", "Service", short: ["svc"], categories: ["all"],
-             verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-             sub: ["proxy", "status"]),
-        ResourceInfo(group: "apps", version: "v1", resource: "deployments", singular: "deployment", kind: "Deployment",
-                     namespaced: true, shortNames: ["deploy"], categories: ["all"], subresources: ["scale", "status"],
-                     definition: "io.k8s.api.apps.v1.Deployment"),
-        ResourceInfo(group: "apps", version: "v1", resource: "replicasets", singular: "replicaset", kind: "ReplicaSet",
-                     namespaced: true, shortNames: ["rs"], categories: ["all"], subresources: ["scale", "status"],
-                     definition: "io.k8s.api.apps.v1.ReplicaSet"),
-        ResourceInfo(group: "discovery.k8s.io", version: "v1", resource: "endpointslices", singular: "endpointslice",
-                     kind: "EndpointSlice", namespaced: true, definition: "io.k8s.api.discovery.v1.EndpointSlice"),
-        ResourceInfo(group: "coordination.k8s.io", version: "v1", resource: "leases", singular: "lease", kind: "Lease",
-                     namespaced: true, definition: "io.k8s.api.coordination.v1.Lease"),
+        bindings, configMaps, endpoints, events, namespaces, nodes, pods, secrets, serviceAccounts, services,
+        deployments, replicaSets, endpointSlices, leases,
     ]
 
-    // The resources components name in code; `all` is the one list of facts.
-    public static let pods = core("pods", "pod", "Pod", short: ["po"], categories: ["all"],
-                                  sub: ["attach", "binding", "eviction", "exec", "log", "portforward", "proxy", "status"])
-    public static let serviceAccounts = core("serviceaccounts", "serviceaccount", "ServiceAccount", short: ["sa"], sub: ["token"])
+    // The one list of facts about each resource; components name them in code.
+    public static let bindings = core("bindings", "binding", "Binding", verbs: ["create"])
+    public static let configMaps = core("configmaps", "configmap", "ConfigMap", short: ["cm"])
+    public static let endpoints = core("endpoints", "endpoints", "Endpoints", short: ["ep"])
+    public static let events = core("events", "event", "Event", short: ["ev"])
     public static let namespaces = core("namespaces", "namespace", "Namespace", namespaced: false, short: ["ns"],
                                         verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
                                         sub: ["finalize", "status"])
+    public static let nodes = core("nodes", "node", "Node", namespaced: false, short: ["no"], sub: ["proxy", "status"])
+    public static let pods = core("pods", "pod", "Pod", short: ["po"], categories: ["all"],
+                                  sub: ["attach", "binding", "eviction", "exec", "log", "portforward", "proxy", "status"])
+    public static let secrets = core("secrets", "secret", "Secret")
+    public static let serviceAccounts = core("serviceaccounts", "serviceaccount", "ServiceAccount", short: ["sa"], sub: ["token"])
+    public static let services = core("services", "service", "Service", short: ["svc"], categories: ["all"],
+                                      verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                                      sub: ["proxy", "status"])
+    public static let deployments = ResourceInfo(
+        group: "apps", version: "v1", resource: "deployments", singular: "deployment", kind: "Deployment",
+        namespaced: true, shortNames: ["deploy"], categories: ["all"], subresources: ["scale", "status"],
+        definition: "io.k8s.api.apps.v1.Deployment")
+    public static let replicaSets = ResourceInfo(
+        group: "apps", version: "v1", resource: "replicasets", singular: "replicaset", kind: "ReplicaSet",
+        namespaced: true, shortNames: ["rs"], categories: ["all"], subresources: ["scale", "status"],
+        definition: "io.k8s.api.apps.v1.ReplicaSet")
+    public static let endpointSlices = ResourceInfo(
+        group: "discovery.k8s.io", version: "v1", resource: "endpointslices", singular: "endpointslice",
+        kind: "EndpointSlice", namespaced: true, definition: "io.k8s.api.discovery.v1.EndpointSlice")
+    public static let leases = ResourceInfo(
+        group: "coordination.k8s.io", version: "v1", resource: "leases", singular: "lease", kind: "Lease",
+        namespaced: true, definition: "io.k8s.api.coordination.v1.Lease")
 
     /// Group names in discovery order (core first).
     public static var groups: [String] {

@@ -40,11 +40,7 @@ public final class APIService: Sendable {
         return try storage.encodedCached(kv)
     }
 
-    public struct ListResult: Sendable {
-        public var items: [JSON]
-        public var resourceVersion: Int64
-        public var continueToken: String?
-    }
+    public typealias ListResult = APIMachinery.ListResult
 
     public func list(_ r: ResourceInfo, namespace: String?, options: ListOptions = ListOptions()) async throws(APIError) -> ListResult {
         try Strategy.checkFieldSelector(r, options.fieldSelector)
@@ -340,12 +336,7 @@ public final class APIService: Sendable {
 
     // MARK: - Delete
 
-    public enum DeleteResult: Sendable {
-        /// The object is gone; the last state is returned.
-        case deleted(JSON)
-        /// Deletion started (finalizers or a grace period remain); the object as it is now.
-        case pending(JSON)
-    }
+    public typealias DeleteResult = APIMachinery.DeleteResult
 
     public func delete(_ r: ResourceInfo, namespace: String?, name: String, options: DeleteOptions = DeleteOptions()) async throws(APIError) -> DeleteResult {
         for attempt in 0..<8 {
@@ -571,3 +562,5 @@ enum ContinueToken {
         return prefix + key
     }
 }
+
+extension APIService: APIClient {}

@@ -1,20 +1,9 @@
 import APIMachinery
 
 /// Options of list and watch requests (`?labelSelector=...&limit=...&watch=true`).
-public struct ListOptions: Sendable {
-    public var labelSelector = LabelSelector.everything
-    public var fieldSelector = FieldSelector()
-    public var limit: Int?
-    public var continueToken: String?
-    public var resourceVersion: String?
-    public var resourceVersionMatch: String?
-    public var allowWatchBookmarks = false
-    public var sendInitialEvents: Bool?
-    public var timeoutSeconds: Int?
-
-    public init() {}
-
+extension ListOptions {
     public init(query: Query) throws(APIError) {
+        self.init()
         if let s = query["labelSelector"] { labelSelector = try LabelSelector.parse(s) }
         if let s = query["fieldSelector"] { fieldSelector = try FieldSelector.parse(s) }
         if let s = query["limit"], !s.isEmpty {
@@ -37,17 +26,9 @@ public struct ListOptions: Sendable {
 }
 
 /// Options shared by create, update and patch.
-public struct WriteOptions: Sendable {
-    public enum FieldValidation: String, Sendable { case strict = "Strict", warn = "Warn", ignore = "Ignore" }
-
-    public var dryRun = false
-    public var fieldManager: String?
-    public var fieldValidation = FieldValidation.warn
-    public var force = false
-
-    public init() {}
-
+extension WriteOptions {
     public init(query: Query, userAgent: String?) throws(APIError) {
+        self.init()
         for d in query.all("dryRun") where !d.isEmpty {
             guard d == "All" else { throw APIError.badRequest("Invalid dry run value: \(d); the only valid value is All") }
             dryRun = true
@@ -73,16 +54,9 @@ public struct WriteOptions: Sendable {
 }
 
 /// Body or query of a DELETE.
-public struct DeleteOptions: Sendable {
-    public var gracePeriodSeconds: Int64?
-    public var propagationPolicy: String?
-    public var preconditionUID: String?
-    public var preconditionResourceVersion: String?
-    public var dryRun = false
-
-    public init() {}
-
+extension DeleteOptions {
     public init(query: Query, body: JSON?) throws(APIError) {
+        self.init()
         if let g = query["gracePeriodSeconds"], let n = Int64(g) { gracePeriodSeconds = n }
         if let p = query["propagationPolicy"] { propagationPolicy = p }
         if query.all("dryRun").contains("All") { dryRun = true }
@@ -101,11 +75,4 @@ public struct DeleteOptions: Sendable {
                       field: "propagationPolicy")])
         }
     }
-}
-
-public enum PatchType: String, Sendable {
-    case json = "application/json-patch+json"
-    case merge = "application/merge-patch+json"
-    case strategic = "application/strategic-merge-patch+json"
-    case apply = "application/apply-patch+yaml"
 }

@@ -3,20 +3,6 @@ import Foundation
 import Store
 import NIOConcurrencyHelpers
 
-/// One event of a watch, as `{"type": ..., "object": ...}` on the wire.
-public struct APIWatchEvent: Sendable {
-    public enum EventType: String, Sendable { case added = "ADDED", modified = "MODIFIED", deleted = "DELETED", bookmark = "BOOKMARK", error = "ERROR" }
-    public var type: EventType
-    public var object: JSON
-
-    public init(type: EventType, object: JSON) {
-        self.type = type
-        self.object = object
-    }
-
-    public var json: JSON { ["type": .string(type.rawValue), "object": object] }
-}
-
 extension APIService {
     /// How often an idle watch that asked for bookmarks gets one.
     static let bookmarkInterval: Duration = .seconds(30)
