@@ -14,10 +14,13 @@ public final class APIService: Sendable {
     let now: @Sendable () -> Date
     /// Issues service-account tokens for `serviceaccounts/token`; nil refuses such requests.
     let tokenIssuer: (any TokenIssuing)?
+    /// Gives Services their ClusterIP and node ports; nil leaves them as written (unit tests).
+    public let serviceAllocator: ServiceAllocator?
 
     public init(store: any KVStore, registry: TypeRegistry = .kubernetes, tokenIssuer: (any TokenIssuing)? = nil,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                serviceAllocator: ServiceAllocator? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.store = store
+        self.serviceAllocator = serviceAllocator
         self.storage = ObjectStorage(store: store)
         self.registry = registry
         self.tokenIssuer = tokenIssuer
@@ -120,8 +123,30 @@ public final class APIService: Sendable {
         }
         obj = FieldOwnership.recordUpdate(old: nil, new: obj, manager: options.fieldManager, registry: registry, resource: r,
                                           time: Timestamp.rfc3339(now()))
-        if options.dryRun { return obj }
-        if !givenName.isEmpty { return try await storage.create(r, obj) }
+        guard let allocator = allocator(for: r) else {
+            return try await write(r, obj, generateName: generateName, dryRun: options.dryRun)
+        }
+        let (allocated, reservation) = try await allocator.allocate(obj, old: nil, dryRun: options.dryRun)
+        do {
+            let out = try await write(r, allocated, generateName: generateName, dryRun: options.dryRun)
+            await allocator.commit(reservation)
+            return out
+        } catch {
+            await allocator.revert(reservation)
+            throw error
+        }
+    }
+
+    /// The allocator when `r` is Services.
+    func allocator(for r: ResourceInfo) -> ServiceAllocator? {
+        r.group.isEmpty && r.resource == "services" ? serviceAllocator : nil
+    }
+
+    /// Stores a new object, naming it from generateName when it has no name.
+    func write(_ r: ResourceInfo, _ new: JSON, generateName: String, dryRun: Bool) async throws(APIError) -> JSON {
+        var obj = new
+        if dryRun { return obj }
+        if !(obj.name ?? "").isEmpty { return try await storage.create(r, obj) }
         // generateName: retry a few collisions before giving up, as apiserver does.
         for _ in 0..<8 {
             obj.name = Names.generate(prefix: generateName)
@@ -243,12 +268,28 @@ public final class APIService: Sendable {
         b.resourceVersion = nil
         if FieldOwnership.unchanged(a, b) { return old }
         new.resourceVersion = old.resourceVersion
-        if options.dryRun { return new }
         // The last finalizer gone from an object being deleted: the delete completes now.
-        if new.deletionTimestamp != nil, new.finalizers.isEmpty, Strategy.deleteImmediately(r, new) || r.resource != "pods" {
-            return try await storage.delete(r, namespace: old.namespace, name: old.name ?? "", ifRevision: Int64(old.resourceVersion ?? ""))
+        if new.deletionTimestamp != nil, new.finalizers.isEmpty, Strategy.finalizersDone(r, new),
+           Strategy.deleteImmediately(r, new) || r.resource != "pods" {
+            if options.dryRun { return new }
+            let gone = try await storage.delete(r, namespace: old.namespace, name: old.name ?? "", ifRevision: Int64(old.resourceVersion ?? ""))
+            await allocator(for: r)?.release(old)
+            return gone
         }
-        return try await storage.update(r, new, ifRevision: Int64(old.resourceVersion ?? ""))
+        guard let allocator = allocator(for: r), subresource == nil else {
+            if options.dryRun { return new }
+            return try await storage.update(r, new, ifRevision: Int64(old.resourceVersion ?? ""))
+        }
+        let (allocated, reservation) = try await allocator.allocate(new, old: old, dryRun: options.dryRun)
+        if options.dryRun { return allocated }
+        do {
+            let out = try await storage.update(r, allocated, ifRevision: Int64(old.resourceVersion ?? ""))
+            await allocator.commit(reservation)
+            return out
+        } catch {
+            await allocator.revert(reservation)
+            throw error
+        }
     }
 
     // MARK: - Patch
@@ -394,7 +435,9 @@ public final class APIService: Sendable {
             }
             if options.dryRun { return .deleted(old) }
             do {
-                return .deleted(try await storage.delete(r, namespace: namespace, name: name, ifRevision: Int64(old.resourceVersion ?? "")))
+                let gone = try await storage.delete(r, namespace: namespace, name: name, ifRevision: Int64(old.resourceVersion ?? ""))
+                await allocator(for: r)?.release(old)
+                return .deleted(gone)
             } catch where error.reason == .conflict && attempt < 7 {
                 continue
             }

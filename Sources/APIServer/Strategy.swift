@@ -17,6 +17,12 @@ enum Strategy {
         return out
     }
 
+    /// Namespaces also wait for their spec finalizers (the namespace controller's "kubernetes").
+    static func finalizersDone(_ r: ResourceInfo, _ obj: JSON) -> Bool {
+        guard r.group.isEmpty, r.resource == "namespaces" else { return true }
+        return (obj[path: "spec", "finalizers"]?.arrayValue ?? []).isEmpty
+    }
+
     /// Pods that never reached a node, or already finished, go at once; others wait for the node agent.
     static func deleteImmediately(_ r: ResourceInfo, _ obj: JSON) -> Bool {
         guard r.group.isEmpty, r.resource == "pods" else { return true }

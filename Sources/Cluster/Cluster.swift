@@ -5,6 +5,7 @@ import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Store
+import Controllers
 
 /// One line per component as it becomes ready, with the time since start.
 ///
@@ -79,10 +80,14 @@ public enum ClusterRunner {
         progress.ready("pki", pki.actions.isEmpty ? "reused \(config.pkiDir)" : pki.actions.joined(separator: ", "))
 
         let tokens = try ServiceAccountTokens(pki: pki, clusterDomain: config.clusterDomain)
-        let api = APIService(store: store, tokenIssuer: tokens)
+        let allocator = ServiceAllocator(ranges: try config.serviceRanges(), logger: logger)
+        let api = APIService(store: store, tokenIssuer: tokens, serviceAllocator: allocator)
+        // Allocations are rebuilt from the stored Services before the first write.
+        await allocator.rebuild(from: try await api.list(Resources.services, namespace: nil).items)
         try await bootstrap(api)
 
         let ready = NIOLockedValueBox(false)
+        let apiReady = ReadinessGate()
         // A token stops working when its service account (or bound pod) is deleted or recreated.
         let lookup: ClusterAuthenticator.BindingLookup = { namespace, serviceAccount, pod in
             let sa = try? await api.get(Resources.serviceAccounts, namespace: namespace, name: serviceAccount)
@@ -99,10 +104,22 @@ public enum ClusterRunner {
         let server = APIServerService(handler: handler, host: "0.0.0.0", port: config.apiPort, tls: tls, logger: logger) { port in
             ready.withLockedValue { $0 = true }
             progress.ready("api-server", "https://\(config.nodeIP):\(port)")
+            apiReady.open()
+        }
+        let settings = ControllerSettings(
+            nodeIP: config.nodeIP, nodeName: config.nodeName, apiPort: config.apiPort,
+            kubernetesServiceIP: config.firstServiceIP, loadBalancerPool: try config.loadBalancerAddresses(),
+            caCertificatePEM: pki.caCertificatePEM)
+        let context = ControllerContext(client: api, informers: Informers(), events: EventRecorder(client: api),
+                                        settings: settings, logger: Logger(label: "labnode.controllers"))
+        let controllers = ControllerManager(context: context, controllers: StandardControllers.all(context),
+                                            startAfter: { await apiReady.wait() }) {
+            progress.ready("controllers")
             progress.finish()
         }
+        let repair = AllocationRepair(api: api, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server)],
+            services: [.init(service: server), .init(service: controllers), .init(service: repair)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
@@ -124,6 +141,63 @@ public enum ClusterRunner {
             if existing.contains(ns) { continue }
             let body: JSON = ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]]
             _ = try await api.create(namespaces, namespace: nil, body: body)
+        }
+    }
+}
+
+/// Re-checks the service IP and node-port pools against the stored Services every few minutes
+/// (upstream's repair controllers), returning leaked allocations to the pools.
+struct AllocationRepair: Service {
+    let api: APIService
+    let logger: Logger
+    static let interval: Duration = .seconds(180)
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: Self.interval)
+            guard !Task.isCancelled, !Task.isShuttingDownGracefully, let allocator = api.serviceAllocator else { return }
+            await allocator.beginRepair()
+            do {
+                let services = try await api.list(Resources.services, namespace: nil).items
+                await allocator.finishRepair(services: services)
+            } catch {
+                await allocator.cancelRepair()
+                logger.warning("service allocation repair could not list services: \(error.message)")
+            }
+        }
+    }
+}
+
+extension ClusterConfig {
+    /// The pools the API server's Service allocator draws from.
+    public func serviceRanges() throws -> ServiceRanges {
+        let cidr = try IPv4CIDR(parsing: serviceClusterIPRange)
+        let ports = try PortRange(parsing: serviceNodePortRange)
+        return ServiceRanges(network: cidr.network.value, prefixLength: cidr.prefixLength,
+                             nodePorts: ports.lowerBound...ports.upperBound)
+    }
+}
+
+/// A one-way signal a later component awaits before it starts (no polling, no sleeps).
+final class ReadinessGate: Sendable {
+    let state = NIOLockedValueBox<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLockedValue { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let isOpen = state.withLockedValue { s -> Bool in
+                if !s.open { s.waiters.append(c) }
+                return s.open
+            }
+            if isOpen { c.resume() }
         }
     }
 }

@@ -14,6 +14,8 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
     public var clusterDomain: String
     public var proxyMode: String
     public var nodeName: String
+    /// `--lb-pool`: addresses for LoadBalancer Services (nil: the node IP for all).
+    public var loadBalancerPool: String?
 
     public static let defaultDataDir = "/var/lib/labnode"
     public static let proxyModes = ["iptables", "nftables", "userspace", "ipvs"]
@@ -113,6 +115,41 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         guard Self.proxyModes.contains(proxyMode) else {
             throw ClusterError.config("--proxy-mode \"\(proxyMode)\" is not one of \(Self.proxyModes.joined(separator: ", "))")
         }
+        for address in try loadBalancerAddresses() {
+            guard let ip = try? IPv4Address(parsing: address) else { continue }
+            if svc.contains(ip) || pods.contains(ip) {
+                throw ClusterError.config("--lb-pool \(loadBalancerPool ?? "") lies inside a cluster range; use addresses of the node's network")
+            }
+        }
+    }
+
+    /// The `--lb-pool` addresses: every host address of a CIDR (network and broadcast left
+    /// out from a /30 up) or every address of FIRST-LAST; at most 1024.
+    public func loadBalancerAddresses() throws -> [String] {
+        guard let text = loadBalancerPool?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return [] }
+        let first: UInt32
+        let last: UInt32
+        if text.contains("/") {
+            let cidr: IPv4CIDR
+            do { cidr = try IPv4CIDR(parsing: text, allowHostBits: false) } catch {
+                throw ClusterError.config("--lb-pool: \(error)")
+            }
+            let hostsOnly = cidr.prefixLength <= 30
+            first = cidr.network.value + (hostsOnly ? 1 : 0)
+            last = cidr.lastAddress.value - (hostsOnly ? 1 : 0)
+        } else {
+            let ends = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+            guard ends.count == 2, let a = try? IPv4Address(parsing: ends[0]), let b = try? IPv4Address(parsing: ends[1]) else {
+                throw ClusterError.config("--lb-pool \"\(text)\" is neither a CIDR (192.168.1.240/28) nor a range (192.168.1.240-192.168.1.250)")
+            }
+            guard a <= b else { throw ClusterError.config("--lb-pool \"\(text)\": the first address is after the last") }
+            first = a.value
+            last = b.value
+        }
+        guard last - first < 1024 else {
+            throw ClusterError.config("--lb-pool \(text) has more than 1024 addresses; a lab needs far fewer")
+        }
+        return (first...last).map { IPv4Address($0).description }
     }
 }
 

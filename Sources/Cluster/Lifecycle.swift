@@ -16,6 +16,7 @@ public enum Lifecycle {
         public var clusterCIDR: String?
         public var clusterDomain: String?
         public var proxyMode: String?
+        public var loadBalancerPool: String?
 
         public init() {}
 
@@ -27,6 +28,7 @@ public enum Lifecycle {
             if let v = clusterCIDR { c.clusterCIDR = v }
             if let v = clusterDomain { c.clusterDomain = v }
             if let v = proxyMode { c.proxyMode = v }
+            if let v = loadBalancerPool { c.loadBalancerPool = v.isEmpty ? nil : v }
         }
     }
 
@@ -223,6 +225,7 @@ public enum Lifecycle {
         say("pod range:      \(config.clusterCIDR)")
         say("cluster domain: \(config.clusterDomain)")
         say("proxy mode:     \(config.proxyMode)")
+        say("lb pool:        \(config.loadBalancerPool ?? "the node IP")")
         say("data dir:       \(config.dataDir)")
         return pid == nil ? 3 : (apiState == "ready" ? 0 : 1)
     }

@@ -27,8 +27,12 @@ public struct ControllerSettings: Sendable {
     public var kubernetesServiceIP: String
     /// Addresses the load-balancer controller hands out (empty: the node IP).
     public var loadBalancerPool: [String]
+    /// The cluster CA, published in every namespace as the `kube-root-ca.crt` ConfigMap.
+    public var caCertificatePEM: String
 
-    public init(nodeIP: String, nodeName: String, apiPort: Int, kubernetesServiceIP: String, loadBalancerPool: [String] = []) {
+    public init(nodeIP: String, nodeName: String, apiPort: Int, kubernetesServiceIP: String, loadBalancerPool: [String] = [],
+                caCertificatePEM: String = "") {
+        self.caCertificatePEM = caCertificatePEM
         self.nodeIP = nodeIP
         self.nodeName = nodeName
         self.apiPort = apiPort
@@ -47,10 +51,19 @@ public final class Informers: Sendable {
     public let replicaSets = Informer(Resources.replicaSets)
     public let namespaces = Informer(Resources.namespaces)
     public let serviceAccounts = Informer(Resources.serviceAccounts)
+    public let configMaps = Informer(Resources.configMaps)
+    public let secrets = Informer(Resources.secrets)
 
     public init() {}
 
-    public var all: [Informer] { [pods, services, endpoints, endpointSlices, deployments, replicaSets, namespaces, serviceAccounts] }
+    public var all: [Informer] {
+        [pods, services, endpoints, endpointSlices, deployments, replicaSets, namespaces, serviceAccounts, configMaps, secrets]
+    }
+
+    /// The informer of `r`, if the controllers keep one.
+    public func informer(for r: ResourceInfo) -> Informer? {
+        all.first { $0.resource == r }
+    }
 }
 
 /// What every controller is built from.
@@ -74,15 +87,22 @@ public struct ControllerContext: Sendable {
 public struct ControllerManager: Service {
     let context: ControllerContext
     let controllers: [any Reconciler]
+    let startAfter: @Sendable () async -> Void
     let onReady: @Sendable () -> Void
 
-    public init(context: ControllerContext, controllers: [any Reconciler], onReady: @escaping @Sendable () -> Void = {}) {
+    /// - Parameters:
+    ///   - startAfter: awaited before anything starts (the component before this one being ready).
+    ///   - onReady: called once every informer has its first list and the workers run.
+    public init(context: ControllerContext, controllers: [any Reconciler], startAfter: @escaping @Sendable () async -> Void = {},
+                onReady: @escaping @Sendable () -> Void = {}) {
         self.context = context
         self.controllers = controllers
+        self.startAfter = startAfter
         self.onReady = onReady
     }
 
     public func run() async throws {
+        await startAfter()
         let logger = context.logger
         await withTaskGroup(of: Void.self) { group in
             for informer in context.informers.all {

@@ -54,6 +54,8 @@ struct Up: AsyncParsableCommand {
     var clusterDomain: String?
     @Option(name: .customLong("proxy-mode"), help: "Service proxy: iptables (default), nftables, userspace or ipvs.")
     var proxyMode: String?
+    @Option(name: .customLong("lb-pool"), help: "Addresses for LoadBalancer Services, as a CIDR or FIRST-LAST (default: the node IP for all; \"\" to go back to that).")
+    var lbPool: String?
     @Option(name: .customLong("progress-fd"), help: .hidden)
     var progressFD: Int32?
 
@@ -75,6 +77,7 @@ struct Up: AsyncParsableCommand {
             flags.clusterCIDR = clusterCIDR
             flags.clusterDomain = clusterDomain
             flags.proxyMode = proxyMode
+            flags.loadBalancerPool = lbPool
             let code = try await Lifecycle.up(dataDir: dir.dataDir, flags: flags, kubeconfig: kubeconfig, foreground: foreground)
             if code != 0 { throw ExitCode(code) }
         }

@@ -1,0 +1,12 @@
+/// The controllers a labnode cluster runs, in one place so the cluster and the tests agree.
+public enum StandardControllers {
+    public static func all(_ context: ControllerContext) -> [any Reconciler] {
+        [
+            KubernetesServiceController(context),
+            ServiceAccountController(context),
+            LoadBalancerController(context),
+            NamespaceController(context),
+            GarbageCollector(context),
+        ]
+    }
+}
