@@ -18,17 +18,20 @@ public final class LoadBalancerController: Reconciler {
         let queue = self.queue
         let informer = context.informers.services
         context.informers.services.onChange { event in
+            let s = event.object
+            if case .deleted = event {} else if Self.isLoadBalancer(s) || !Self.ingress(s).isEmpty {
+                queue.add(Informer.key(s))
+            }
+            // An address or port given back (deleted, or no longer a LoadBalancer) may unblock a pending Service.
+            let freed: Bool
             switch event {
-            case .added(let s), .updated(_, let s):
-                if Self.isLoadBalancer(s) || !(s[path: "status", "loadBalancer", "ingress"]?.arrayValue ?? []).isEmpty {
-                    queue.add(Informer.key(s))
-                }
-            case .deleted(let s):
-                // A freed port or address may unblock a pending Service.
-                if Self.isLoadBalancer(s) {
-                    for other in informer.list() where Self.isLoadBalancer(other) && Self.ingress(other).isEmpty {
-                        queue.add(Informer.key(other))
-                    }
+            case .deleted(let old): freed = !Self.ingress(old).isEmpty
+            case .updated(let old, let new): freed = !Self.ingress(old).isEmpty && Self.ingress(new).isEmpty
+            case .added: freed = false
+            }
+            if freed {
+                for other in informer.list() where Self.isLoadBalancer(other) && Self.ingress(other).isEmpty {
+                    queue.add(Informer.key(other))
                 }
             }
         }

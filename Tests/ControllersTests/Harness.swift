@@ -16,7 +16,8 @@ final class Harness: Sendable {
     /// - Parameter make: builds the controllers under test from the shared context.
     init(settings: ControllerSettings = Harness.settings,
          _ make: (ControllerContext) -> [any Reconciler]) async throws {
-        api = APIService(store: MemoryStore())
+        api = APIService(store: MemoryStore(), serviceAllocator: ServiceAllocator(
+            ranges: ServiceRanges(network: 0x0A60_0000, prefixLength: 12, nodePorts: 30000...32767)))
         for ns in ["default", "kube-system"] {
             _ = try await api.create(Resources.namespaces, namespace: nil,
                                      body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]])
