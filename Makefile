@@ -15,7 +15,8 @@ test:
 down:
 	/usr/local/bin/labnode down
 
-# API figures against nginx and etcd in the same run (installs the peers first).
+# API and controller figures against nginx and etcd in the same run (installs the peers first).
 bench:
 	scripts/setup --bench
 	Benchmarks/api.sh
+	Benchmarks/controllers.sh

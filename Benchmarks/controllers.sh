@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Controller figures (issue 3) against etcd measured the same way in the same run.
+#
+#   Benchmarks/controllers.sh       (root; LABNODE=path/to/labnode to pick a build)
+#
+# Runs inside a network namespace this script creates, on its loopback only. Writes
+# Benchmarks/results/controllers.json and controllers.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LABNODE=${LABNODE:-.build/release/labnode}
+KUBECTL=${KUBECTL:-kubectl}
+missing=()
+for t in etcd python3; do command -v $t >/dev/null || missing+=($t); done
+[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: swift build -c release)")
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers" >&2
+    exit 2
+fi
+NS=lnbench-c-$$
+WORK=$(mktemp -d /tmp/labnode-bench.XXXXXX)
+ETCD_PID=
+in_ns() { nsenter --net=/run/netns/$NS "$@"; }
+cleanup() {
+    [ -n "$ETCD_PID" ] && kill -9 "$ETCD_PID" 2>/dev/null || true
+    pkill -9 -f "etcd --data-dir $WORK/etcd" 2>/dev/null || true
+    in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null 2>&1 || true
+    ip netns del $NS 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns add $NS
+ip -n $NS link set lo up
+ip -n $NS link add eth0 type veth peer name eth0peer
+ip -n $NS addr add 172.31.251.2/24 dev eth0
+ip -n $NS link set eth0peer up && ip -n $NS link set eth0 up
+K() { KUBECONFIG=$WORK/kubeconfig HOME=$WORK/home in_ns $KUBECTL "$@"; }
+
+in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
+K create serviceaccount bench >/dev/null
+TOKEN=$(K create token bench --duration=2h)
+in_ns etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster default=http://127.0.0.1:2380 >"$WORK/etcd.log" 2>&1 &
+ETCD_PID=$!
+for _ in $(seq 50); do in_ns curl -s http://127.0.0.1:2379/health 2>/dev/null | grep -q true && break; sleep 0.1; done
+
+json=$(in_ns python3 Benchmarks/controllers.py "$TOKEN" "$WORK/data/pki/ca.crt" http://127.0.0.1:2379)
+mkdir -p Benchmarks/results
+echo "$json" > Benchmarks/results/controllers.json
+python3 - "$json" > Benchmarks/results/controllers.md <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+def r(a, b): return "%.2f" % (a / b) if a and b else "n/a"
+print("# Controller benchmark (%s)\n" % __import__("time").strftime("%Y-%m-%dT%H:%M:%SZ", __import__("time").gmtime()))
+print("| figure | labnode | etcd in the same run | ratio labnode/etcd | target |")
+print("|---|---|---|---|---|")
+print("| 100-replica Deployment -> 100 pod objects | %s ms | 100 puts %s ms | %s | < 1000 ms |" % (d["deployment_100_pods_ms"], d["etcd_100_pod_puts_ms"], r(d["deployment_100_pods_ms"], d["etcd_100_pod_puts_ms"])))
+print("| 1,000 NodePort Services allocated (16 clients; all unique: %s) | %s ms | 1,000 puts %s ms | %s | < 2000 ms |" % (d["services_unique"], d["services_1000_ms"], d["etcd_1000_service_puts_ms"], r(d["services_1000_ms"], d["etcd_1000_service_puts_ms"])))
+print("| pod Ready change -> Endpoints (p50 / p99) | %s / %s ms | put -> watch %s / %s ms | %s | < 50 ms |" % (d["endpoints_latency_ms_p50"], d["endpoints_latency_ms_p99"], d["etcd_watch_latency_ms_p50"], d["etcd_watch_latency_ms_p99"], r(d["endpoints_latency_ms_p50"], d["etcd_watch_latency_ms_p50"])))
+print("| pod Ready change -> EndpointSlice (p50 / p99) | %s / %s ms | | %s | < 50 ms |" % (d["slice_latency_ms_p50"], d["slice_latency_ms_p99"], r(d["slice_latency_ms_p50"], d["etcd_watch_latency_ms_p50"])))
+print("\n(%s)" % d["flips_seen"])
+PY
+cat Benchmarks/results/controllers.md
