@@ -153,9 +153,13 @@ struct AllocationRepair: Service {
     static let interval: Duration = .seconds(180)
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: Self.interval)
-            guard !Task.isCancelled, !Task.isShuttingDownGracefully, let allocator = api.serviceAllocator else { return }
+        try? await cancelWhenGracefulShutdown { try await repairLoop() }
+    }
+
+    func repairLoop() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: Self.interval)
+            guard let allocator = api.serviceAllocator else { return }
             await allocator.beginRepair()
             do {
                 let services = try await api.list(Resources.services, namespace: nil).items

@@ -116,14 +116,9 @@ public struct ControllerManager: Service {
                 }
             }
             onReady()
-            // Stop on graceful shutdown: queues first (workers finish their key), then the watches.
-            await withGracefulShutdownHandler {
-                while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(3600))
-                }
-            } onGracefulShutdown: {
-                for c in controllers { c.queue.shutDown() }
-            }
+            // Stop on graceful shutdown (or cancellation): queues first, so workers finish the
+            // key they hold, then the watches.
+            try? await gracefulShutdown()
             for c in controllers { c.queue.shutDown() }
             group.cancelAll()
         }
