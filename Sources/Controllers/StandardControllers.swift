@@ -4,6 +4,9 @@ public enum StandardControllers {
         [
             KubernetesServiceController(context),
             ServiceAccountController(context),
+            EndpointsController(context),
+            EndpointSliceController(context),
+            EndpointSliceMirroringController(context),
             LoadBalancerController(context),
             NamespaceController(context),
             GarbageCollector(context),
