@@ -14,6 +14,11 @@ enum Strategy {
         if r.resource == "namespaces", r.group.isEmpty, out["status"] == nil {
             out["status"] = old["status"]
         }
+        // The deployment controller records the revision annotation in the same status write
+        // (upstream's status strategy resets only spec and labels for Deployments).
+        if r.group == "apps", r.resource == "deployments" {
+            out[path: "metadata", "annotations"] = new[path: "metadata", "annotations"]
+        }
         return out
     }
 

@@ -2,6 +2,8 @@
 public enum StandardControllers {
     public static func all(_ context: ControllerContext) -> [any Reconciler] {
         [
+            DeploymentController(context),
+            ReplicaSetController(context),
             KubernetesServiceController(context),
             ServiceAccountController(context),
             EndpointsController(context),
