@@ -232,6 +232,45 @@ struct ControllersIntegrationTests {
     }
 }
 
+extension ControllersIntegrationTests {
+    /// `kubectl delete --cascade=orphan|foreground`, and allocations that outlive a restart.
+    @Test func cascadeAndRestart() throws {
+        let c = try ClusterFixture()
+        defer { c.stop() }
+        #expect(try c.up(["--service-cluster-ip-range=10.0.0.0/24"]).code == 0)
+        func ok(_ args: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+            let r = try c.kubectl(nil, args)
+            #expect(r.code == 0, "kubectl \(args.joined(separator: " ")): \(r)", sourceLocation: sourceLocation)
+            return r.out
+        }
+        func count(_ what: String) -> Int {
+            ((try? c.kubectl(nil, ["get", what, "--no-headers"]).out) ?? "").split(separator: "\n").count
+        }
+        _ = try ok("create", "deployment", "web", "--image=nginx", "--replicas=2")
+        #expect(Self.eventually { count("pods") == 2 })
+        _ = try ok("delete", "deployment", "web", "--cascade=orphan")
+        usleep(500_000)
+        #expect(count("rs") == 1 && count("pods") == 2, "orphaned ReplicaSet and pods stay")
+        let owners = try ok("get", "rs", "-o", "jsonpath={.items[0].metadata.ownerReferences}")
+        #expect(owners.isEmpty, "the reference to the deleted Deployment is removed: \(owners)")
+        let rs = try ok("get", "rs", "-o", "name")
+        _ = try ok("delete", rs.trimmingCharacters(in: .whitespacesAndNewlines), "--cascade=foreground")
+        #expect(Self.eventually { count("rs") == 0 && count("pods") == 0 })
+
+        // Addresses and ports are still known to be taken after a restart.
+        let svc = try ok("create", "service", "nodeport", "keep", "--tcp=80:80")
+        #expect(svc.contains("created"))
+        let ip = try ok("get", "svc", "keep", "-o", "jsonpath={.spec.clusterIP}")
+        let port = try ok("get", "svc", "keep", "-o", "jsonpath={.spec.ports[0].nodePort}")
+        #expect(try c.labnode(["down"]).code == 0)
+        #expect(try c.up().code == 0)
+        let sameIP = try c.kubectl(nil, ["create", "service", "clusterip", "again", "--tcp=80", "--clusterip=\(ip)"])
+        #expect(sameIP.code != 0 && sameIP.err.contains("provided IP is already allocated"), "\(sameIP)")
+        let samePort = try c.kubectl(nil, ["create", "service", "nodeport", "again2", "--tcp=80:80", "--node-port=\(port)"])
+        #expect(samePort.code != 0 && samePort.err.contains("provided port is already allocated"), "\(samePort)")
+    }
+}
+
 /// A value handed from a detached task to the test thread.
 final class ResultBox: @unchecked Sendable {
     private let lock = NSLock()
