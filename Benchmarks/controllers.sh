@@ -42,6 +42,7 @@ in_ns etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster default=http://127.0.0.1:2380 >"$WORK/etcd.log" 2>&1 &
 ETCD_PID=$!
+disown $!
 for _ in $(seq 50); do in_ns curl -s http://127.0.0.1:2379/health 2>/dev/null | grep -q true && break; sleep 0.1; done
 
 json=$(in_ns python3 Benchmarks/controllers.py "$TOKEN" "$WORK/data/pki/ca.crt" http://127.0.0.1:2379)
