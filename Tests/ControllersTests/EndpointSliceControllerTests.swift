@@ -183,7 +183,7 @@ import Testing
             var slice = try #require(try await Self.slices(h, service: "fix").first)
             slice["endpoints"] = [["addresses": ["10.244.9.99"], "conditions": ["ready": true]]]
             _ = try await h.api.update(Resources.endpointSlices, namespace: "default", name: slice.name ?? "", body: slice)
-            #expect(await h.eventually(timeout: .seconds(5)) {
+            #expect(await h.eventually(timeout: .seconds(20)) {
                 let s = (try? await Self.slices(h, service: "fix")) ?? []
                 return Self.endpoint(s, ip: "10.244.9.10") != nil && Self.endpoint(s, ip: "10.244.9.99") == nil
             })

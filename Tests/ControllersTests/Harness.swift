@@ -52,8 +52,9 @@ final class Harness: Sendable {
         return try await api.list(r, namespace: namespace, options: options).items
     }
 
-    /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-    func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    /// Polls `condition` until it holds or `timeout` passes; returns whether it held. The
+    /// timeout only matters when something is wrong: it is generous for loaded CI machines.
+    func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return true }

@@ -174,17 +174,19 @@ struct ControllersIntegrationTests {
             return r.out
         }
         let kubelet = FakeKubelet(c: c, namespace: "lab")
-        /// Runs a blocking `kubectl rollout status` while playing the kubelet until it returns.
+        /// Runs a blocking `kubectl rollout status` on its own thread (not a Task: test bodies
+        /// block the few cooperative threads) while playing the kubelet until it returns.
         func rolloutStatus() throws -> Command.Result {
-            let done = Task.detached { try c.kubectl(version, ["rollout", "status", "deployment/web", "-n", "lab", "--timeout=60s"], timeout: 90) }
-            let deadline = Date().addingTimeInterval(60)
-            var finished = false
             let box = ResultBox()
-            Task.detached { box.set(try? await done.value) }
-            while Date() < deadline && !finished {
+            let thread = Thread {
+                box.set((try? c.kubectl(version, ["rollout", "status", "deployment/web", "-n", "lab", "--timeout=60s"], timeout: 90))
+                    ?? Command.Result(code: -1, out: "", err: "kubectl could not run"))
+            }
+            thread.start()
+            let deadline = Date().addingTimeInterval(90)
+            while Date() < deadline && box.get() == nil {
                 _ = try kubelet.markReady()
                 usleep(200_000)
-                finished = box.get() != nil
             }
             return box.get() ?? Command.Result(code: -1, out: "", err: "rollout status did not finish")
         }
