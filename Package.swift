@@ -58,6 +58,13 @@ let package = Package(
             exclude: ["README.md"]
         ),
         .target(
+            name: "Runtime",
+            dependencies: [
+                "APIMachinery",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "APIMachinery",
             dependencies: [
                 .product(name: "Collections", package: "swift-collections"),
@@ -93,6 +100,7 @@ let package = Package(
         ),
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
         .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store",
