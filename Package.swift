@@ -26,7 +26,7 @@ let package = Package(
         .executableTarget(
             name: "labnode",
             dependencies: [
-                "Cluster",
+                "Cluster", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,9 +60,17 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: [
-                "APIMachinery",
+                "APIMachinery", "CArchive",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Images/README.md"]
+        ),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
+        .target(
+            name: "Networking",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
         .target(
             name: "APIMachinery",
@@ -101,6 +109,7 @@ let package = Package(
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
+        .testTarget(name: "NetworkingTests", dependencies: ["Networking"]),
         .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store",

@@ -80,6 +80,11 @@ public struct APIServerService: Service {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger
         )
-        try await app.run()
+        let api = handler.api
+        try await withGracefulShutdownHandler {
+            try await app.run()
+        } onGracefulShutdown: {
+            api.endWatches()
+        }
     }
 }

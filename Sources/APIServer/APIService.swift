@@ -16,6 +16,7 @@ public final class APIService: Sendable {
     let tokenIssuer: (any TokenIssuing)?
     /// Gives Services their ClusterIP and node ports; nil leaves them as written (unit tests).
     public let serviceAllocator: ServiceAllocator?
+    let openWatches = OpenWatches()
 
     public init(store: any KVStore, registry: TypeRegistry = .kubernetes, tokenIssuer: (any TokenIssuing)? = nil,
                 serviceAllocator: ServiceAllocator? = nil, now: @escaping @Sendable () -> Date = { Date() }) {

@@ -107,16 +107,54 @@ extension APIService {
             }
             if !Task.isCancelled { continuation.finish() }
         }
+        let id = openWatches.register { continuation.finish() }
         continuation.onTermination = { _ in
             pump.cancel()
             timer.cancel()
+            self.openWatches.remove(id)
         }
         return stream
+    }
+
+    /// Ends every open watch and every later one at once: on shutdown a watch that has nothing
+    /// to send would otherwise keep its connection, and the server's graceful stop, waiting.
+    /// Clients reconnect to the next server, as they do when kube-apiserver restarts.
+    public func endWatches() {
+        openWatches.closeAll()
     }
 
     static func bookmark(kind: String, apiVersion: String, _ revision: Int64, initialEnd: Bool) -> APIWatchEvent {
         var meta: JSON = ["resourceVersion": .string(String(revision))]
         if initialEnd { meta["annotations"] = ["k8s.io/initial-events-end": "true"] }
         return APIWatchEvent(type: .bookmark, object: ["kind": .string(kind), "apiVersion": .string(apiVersion), "metadata": meta])
+    }
+}
+
+/// The finish handles of the watches being served.
+final class OpenWatches: Sendable {
+    let state = NIOLockedValueBox<(closed: Bool, next: Int, finishers: [Int: @Sendable () -> Void])>((false, 0, [:]))
+
+    /// Keeps `finish` until `remove`; calls it at once if watches are already closed.
+    func register(_ finish: @escaping @Sendable () -> Void) -> Int {
+        let (id, closed) = state.withLockedValue { s -> (Int, Bool) in
+            s.next += 1
+            if !s.closed { s.finishers[s.next] = finish }
+            return (s.next, s.closed)
+        }
+        if closed { finish() }
+        return id
+    }
+
+    func remove(_ id: Int) {
+        state.withLockedValue { _ = $0.finishers.removeValue(forKey: id) }
+    }
+
+    func closeAll() {
+        let all = state.withLockedValue { s -> [@Sendable () -> Void] in
+            s.closed = true
+            defer { s.finishers = [:] }
+            return Array(s.finishers.values)
+        }
+        for finish in all { finish() }
     }
 }

@@ -188,3 +188,18 @@ import Testing
         #expect(await api.serviceAllocator?.allocatedPortCount == 0)
     }
 }
+
+@Suite struct ShutdownTests {
+    /// An idle watch must not hold the server's graceful stop (and `labnode down`) for 30 s.
+    @Test func endWatchesFinishesOpenAndLaterWatches() async throws {
+        let api = APIService(store: MemoryStore())
+        let open = try await api.watch(Resources.configMaps, namespace: nil, options: ListOptions())
+        api.endWatches()
+        var events = 0
+        for await _ in open { events += 1 }
+        #expect(events == 0, "no objects, so the stream just ends")
+        let later = try await api.watch(Resources.configMaps, namespace: nil, options: ListOptions())
+        for await _ in later { events += 1 }
+        #expect(events == 0)
+    }
+}

@@ -8,7 +8,7 @@ struct Labnode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "labnode",
         abstract: "A single-node Kubernetes cluster for labs and training, in one binary.",
-        subcommands: [Up.self, Down.self, Status.self]
+        subcommands: [Up.self, Down.self, Status.self, ImageCommand.self]
     )
 
     /// Runs a command and turns any error into one sentence on stderr and a non-zero exit.
