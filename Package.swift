@@ -60,13 +60,18 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: [
-                "APIMachinery", "CArchive",
+                "APIMachinery", "CArchive", "CShims", "CSeccomp", "CCap",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["Images/README.md"]
+            exclude: ["Images/README.md", "Container/README.md"]
         ),
+        // Debian's C libraries (libarchive-dev, libseccomp-dev, libcap-dev; scripts/setup installs them).
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
+        .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp"),
+        .systemLibrary(name: "CCap", path: "Sources/CCap"),
+        // The little C that Swift cannot do safely (raw syscalls, prctl).
+        .target(name: "CShims"),
         .target(
             name: "Networking",
             dependencies: [.product(name: "Logging", package: "swift-log")],

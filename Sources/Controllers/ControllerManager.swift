@@ -53,11 +53,13 @@ public final class Informers: Sendable {
     public let serviceAccounts = Informer(Resources.serviceAccounts)
     public let configMaps = Informer(Resources.configMaps)
     public let secrets = Informer(Resources.secrets)
+    public let nodes = Informer(Resources.nodes)
 
     public init() {}
 
     public var all: [Informer] {
-        [pods, services, endpoints, endpointSlices, deployments, replicaSets, namespaces, serviceAccounts, configMaps, secrets]
+        [pods, services, endpoints, endpointSlices, deployments, replicaSets, namespaces, serviceAccounts, configMaps, secrets,
+         nodes]
     }
 
     /// The informer of `r`, if the controllers keep one.

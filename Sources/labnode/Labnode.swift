@@ -11,6 +11,13 @@ struct Labnode: AsyncParsableCommand {
         subcommands: [Up.self, Down.self, Status.self, ImageCommand.self]
     )
 
+    /// `labnode init ...` (a container's first process) must run before anything starts a
+    /// thread, because it forks; every other command goes through ArgumentParser as usual.
+    static func main() async {
+        InitEntry.runIfRequested()
+        await main(nil)
+    }
+
     /// Runs a command and turns any error into one sentence on stderr and a non-zero exit.
     static func guarded(_ body: () async throws -> Void) async throws {
         do {
