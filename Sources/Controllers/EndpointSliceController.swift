@@ -101,39 +101,13 @@ public final class EndpointSliceController: Reconciler {
         slice[path: "metadata", "annotations"] = annotations.isEmpty ? nil : EndpointsComputation.stringMap(annotations)
     }
 
-    /// Creates, updates (with the resourceVersion read, so a concurrent writer makes it fail with
-    /// 409 and the key is retried), then deletes; waits until the cache holds the result.
     func apply(_ plan: SlicePlan, service: JSON?) async throws(APIError) {
-        var revision: Int64 = 0
-        func note(_ obj: JSON) {
-            ownWrites.wrote(obj)
-            revision = max(revision, Int64(obj.resourceVersion ?? "") ?? 0)
-        }
         // No new slices for a service on its way out: they would race its garbage collection.
-        if service?.deletionTimestamp == nil {
-            for slice in plan.create {
-                do throws(APIError) {
-                    note(try await context.client.create(Resources.endpointSlices, slice, manager: Self.manager))
-                } catch where error.reason == .forbidden && error.message.contains("is being terminated") {
-                    return
-                }
-            }
-        }
-        for slice in plan.update {
-            note(try await context.client.update(Resources.endpointSlices, slice, manager: Self.manager))
-        }
-        for slice in plan.delete {
-            ownWrites.deleting(slice)
-            if let result = try await context.client.remove(Resources.endpointSlices, namespace: slice.namespace,
-                                                             name: slice.name ?? "") {
-                revision = max(revision, Int64(result.object.resourceVersion ?? "") ?? 0)
-            }
-        }
-        await context.informers.endpointSlices.waitForRevision(revision)
+        try await plan.apply(context: context, tracker: ownWrites, manager: Self.manager,
+                             createNew: service?.deletionTimestamp == nil)
     }
 }
 
-/// Slices to write in one sync.
 struct SlicePlan: Sendable {
     var create: [JSON] = []
     var update: [JSON] = []
@@ -405,5 +379,39 @@ enum EndpointSlicePlanner {
         }
 
         return SlicePlan(create: toCreate, update: toUpdate.compactMap { slices[$0]?.output }, delete: toDelete)
+    }
+}
+
+extension SlicePlan {
+    /// Creates, updates (with the resourceVersion read, so a concurrent writer makes it fail with
+    /// 409 and the key is retried), then deletes; waits until the cache holds the result. Both
+    /// slice controllers write this way; `tracker` remembers our writes so their watch events
+    /// are not mistaken for someone else's edit.
+    func apply(context: ControllerContext, tracker: SliceWriteTracker, manager: String, createNew: Bool) async throws(APIError) {
+        var revision: Int64 = 0
+        func note(_ obj: JSON) {
+            tracker.wrote(obj)
+            revision = max(revision, Int64(obj.resourceVersion ?? "") ?? 0)
+        }
+        if createNew {
+            for slice in create {
+                do throws(APIError) {
+                    note(try await context.client.create(Resources.endpointSlices, slice, manager: manager))
+                } catch where error.reason == .forbidden && error.message.contains("is being terminated") {
+                    return
+                }
+            }
+        }
+        for slice in update {
+            note(try await context.client.update(Resources.endpointSlices, slice, manager: manager))
+        }
+        for slice in delete {
+            tracker.deleting(slice)
+            if let result = try await context.client.remove(Resources.endpointSlices, namespace: slice.namespace,
+                                                             name: slice.name ?? "") {
+                revision = max(revision, Int64(result.object.resourceVersion ?? "") ?? 0)
+            }
+        }
+        await context.informers.endpointSlices.waitForRevision(revision)
     }
 }

@@ -80,31 +80,7 @@ public final class EndpointSliceMirroringController: Reconciler {
     }
 
     func apply(_ plan: SlicePlan, deleting: Bool) async throws(APIError) {
-        var revision: Int64 = 0
-        func note(_ obj: JSON) {
-            ownWrites.wrote(obj)
-            revision = max(revision, Int64(obj.resourceVersion ?? "") ?? 0)
-        }
-        if !deleting {
-            for slice in plan.create {
-                do throws(APIError) {
-                    note(try await context.client.create(Resources.endpointSlices, slice, manager: Self.manager))
-                } catch where error.reason == .forbidden && error.message.contains("is being terminated") {
-                    return
-                }
-            }
-        }
-        for slice in plan.update {
-            note(try await context.client.update(Resources.endpointSlices, slice, manager: Self.manager))
-        }
-        for slice in plan.delete {
-            ownWrites.deleting(slice)
-            if let result = try await context.client.remove(Resources.endpointSlices, namespace: slice.namespace,
-                                                             name: slice.name ?? "") {
-                revision = max(revision, Int64(result.object.resourceVersion ?? "") ?? 0)
-            }
-        }
-        await context.informers.endpointSlices.waitForRevision(revision)
+        try await plan.apply(context: context, tracker: ownWrites, manager: Self.manager, createNew: !deleting)
     }
 }
 
