@@ -22,33 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 2
 fi
 
-NS=lnbench-$$
-WORK=$(mktemp -d /tmp/labnode-bench.XXXXXX)
-PIDS=()
-in_ns() { nsenter --net=/run/netns/$NS "$@"; }
-sleep_until_gone() { for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; }
-cleanup() {
-    # nginx: SIGTERM to the master, which stops its workers (SIGKILL would orphan them).
-    if [ -f "$WORK/nginx/nginx.pid" ]; then
-        master=$(cat "$WORK/nginx/nginx.pid")
-        kill -TERM "$master" 2>/dev/null || true
-        sleep_until_gone "$master"
-    fi
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    # nsenter may have forked: stop our etcd by its (unique) data dir too.
-    pkill -9 -f "etcd --data-dir $WORK/etcd" 2>/dev/null || true
-    in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null 2>&1 || true
-    ip netns del $NS 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-ip netns add $NS
-ip -n $NS link set lo up
-ip -n $NS link add eth0 type veth peer name eth0peer
-ip -n $NS addr add 172.31.251.2/24 dev eth0
-ip -n $NS link set eth0peer up && ip -n $NS link set eth0 up
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-K() { KUBECONFIG=$WORK/kubeconfig HOME=$WORK/home in_ns $KUBECTL "$@"; }
+source Benchmarks/lib.sh
+bench_start lnbench
+# nginx: SIGTERM to the master, which stops its workers (SIGKILL would orphan them).
+bench_on_exit 'if [ -f "$WORK/nginx/nginx.pid" ]; then master=$(cat "$WORK/nginx/nginx.pid"); kill -TERM "$master" 2>/dev/null || true; sleep_until_gone "$master"; fi'
 
 # --- start-up and idle memory -------------------------------------------------------------
 in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
@@ -93,12 +70,7 @@ NGINX
 in_ns nginx -c "$WORK/nginx/nginx.conf"
 sleep 0.3
 
-in_ns etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster default=http://127.0.0.1:2380 >"$WORK/etcd.log" 2>&1 &
-PIDS+=($!)
-disown $!
-for _ in $(seq 50); do in_ns curl -s http://127.0.0.1:2379/health 2>/dev/null | grep -q true && break; sleep 0.1; done
+start_etcd
 
 # --- wrk scripts ----------------------------------------------------------------------------
 cat > "$WORK/get.lua" <<LUA

@@ -16,34 +16,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers" >&2
     exit 2
 fi
-NS=lnbench-c-$$
-WORK=$(mktemp -d /tmp/labnode-bench.XXXXXX)
-ETCD_PID=
-in_ns() { nsenter --net=/run/netns/$NS "$@"; }
-cleanup() {
-    [ -n "$ETCD_PID" ] && kill -9 "$ETCD_PID" 2>/dev/null || true
-    pkill -9 -f "etcd --data-dir $WORK/etcd" 2>/dev/null || true
-    in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null 2>&1 || true
-    ip netns del $NS 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-ip netns add $NS
-ip -n $NS link set lo up
-ip -n $NS link add eth0 type veth peer name eth0peer
-ip -n $NS addr add 172.31.251.2/24 dev eth0
-ip -n $NS link set eth0peer up && ip -n $NS link set eth0 up
-K() { KUBECONFIG=$WORK/kubeconfig HOME=$WORK/home in_ns $KUBECTL "$@"; }
+source Benchmarks/lib.sh
+bench_start lnbench-c
 
 in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
 K create serviceaccount bench >/dev/null
 TOKEN=$(K create token bench --duration=2h)
-in_ns etcd --data-dir "$WORK/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster default=http://127.0.0.1:2380 >"$WORK/etcd.log" 2>&1 &
-ETCD_PID=$!
-disown $!
-for _ in $(seq 50); do in_ns curl -s http://127.0.0.1:2379/health 2>/dev/null | grep -q true && break; sleep 0.1; done
+start_etcd
 
 json=$(in_ns python3 Benchmarks/controllers.py "$TOKEN" "$WORK/data/pki/ca.crt" http://127.0.0.1:2379)
 mkdir -p Benchmarks/results
