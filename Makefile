@@ -6,6 +6,9 @@
 up:
 	scripts/setup
 	install -m 0755 .build/release/labnode /usr/local/bin/labnode
+	# The image recipes `labnode image build` reads when installed (images/README.md).
+	mkdir -p /usr/local/share/labnode
+	rm -rf /usr/local/share/labnode/images && cp -r images /usr/local/share/labnode/images
 	/usr/local/bin/labnode up
 
 test:
