@@ -219,31 +219,9 @@ public enum ProbeExecution {
         return env
     }
 
-    /// `$(VAR)` -> its value when defined (else left as written); `$$` -> `$`.
+    /// `$(VAR)` -> its value when defined (else left as written); `$$` -> `$`, as for env values.
     static func expand(_ text: String, env: [String: String]) -> String {
-        var out = ""
-        var i = text.startIndex
-        while i < text.endIndex {
-            let c = text[i]
-            let next = text.index(after: i)
-            guard c == "$", next < text.endIndex else {
-                out.append(c)
-                i = next
-                continue
-            }
-            if text[next] == "$" {
-                out.append("$")
-                i = text.index(after: next)
-            } else if text[next] == "(", let close = text[next...].firstIndex(of: ")") {
-                let name = String(text[text.index(after: next)..<close])
-                if let value = env[name] { out += value } else { out += text[i...close] }
-                i = text.index(after: close)
-            } else {
-                out.append(c)
-                i = next
-            }
-        }
-        return out
+        PodEnvironment.expand(text) { env[$0] }
     }
 
     /// What an exec result means for the probe.
