@@ -17,6 +17,8 @@ public final class APIService: Sendable {
     /// Gives Services their ClusterIP and node ports; nil leaves them as written (unit tests).
     public let serviceAllocator: ServiceAllocator?
     let openWatches = OpenWatches()
+    /// Container logs for `pods/log`, once the node agent connects them (PodLogs.swift).
+    let podLogSource = PodLogSourceSlot()
 
     public init(store: any KVStore, registry: TypeRegistry = .kubernetes, tokenIssuer: (any TokenIssuing)? = nil,
                 serviceAllocator: ServiceAllocator? = nil, now: @escaping @Sendable () -> Date = { Date() }) {

@@ -199,6 +199,10 @@ public struct APIHandler: HTTPResponder {
         if resource.namespaced == false && info.namespace != nil {
             throw Self.pathNotFound
         }
+        if info.verb == .get, info.subresource == "log", resource.group.isEmpty, resource.resource == "pods",
+           let ns = info.namespace, let name = info.name {
+            return try await podLog(namespace: ns, name: name, query: query, channel: context.channel)
+        }
         return try await serve(info, resource, request, query)
     }
 

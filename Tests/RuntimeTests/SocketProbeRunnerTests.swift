@@ -89,7 +89,10 @@ import Testing
         #expect(outcome == .failure(output: "Get \"http://127.0.0.1:\(server.port)/slow\": "
                                     + "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"))
         let elapsed = ProbeSocket.monotonicNow() - started
-        #expect(elapsed >= 0.29 && elapsed < 2, "took \(elapsed)s")
+        // It waited for the timeout. No upper bound: under a full parallel test run the blocking
+        // probe can wait many seconds for a Dispatch worker (the node agent must give probes
+        // their own threads; see Runtime/Probes).
+        #expect(elapsed >= 0.29, "took \(elapsed)s")
     }
 
     @Test func refusedConnections() async throws {
