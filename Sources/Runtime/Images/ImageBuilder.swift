@@ -1,4 +1,5 @@
 import Foundation
+import APIMachinery
 
 /// Builds images offline from recipes (`images/<name>/recipe.json`) out of files that
 /// installed Debian packages put on this machine, into an `ImageStore`.
@@ -69,7 +70,7 @@ public struct ImageBuilder: Sendable {
         } catch let error as ImageError {
             throw ImageError(error.code, "recipe \(name): \(error.message)")
         }
-        let created = RFC3339.format(assembly.newestSource ?? Date(timeIntervalSince1970: 0))
+        let created = Timestamp.rfc3339(assembly.newestSource ?? Date(timeIntervalSince1970: 0))
         return try store.withLock {
             let writer = try store.makeCompressedBlobWriter()
             try LayerWriter.write(assembly.tree, to: writer)

@@ -1,4 +1,5 @@
 import Foundation
+import APIMachinery
 
 /// The node's local image store: a content-addressed OCI image layout on disk.
 ///
@@ -47,7 +48,7 @@ public struct ImageStore: Sendable {
             let size = descriptor.size + manifest.config.size + manifest.layers.reduce(0) { $0 + $1.size }
             return ImageSummary(
                 reference: reference, digest: descriptor.digest.description, imageID: manifest.config.digest.description,
-                size: size, created: image.created.flatMap(RFC3339.parse))
+                size: size, created: image.created.flatMap(Timestamp.parse).map { Date(timeIntervalSince1970: $0) })
         }.sorted { $0.reference < $1.reference }
     }
 
