@@ -15,7 +15,7 @@ import Logging
 ///
 /// Watch history is in memory only: after a reopen, watches can start at the reopened
 /// revision or later (`oldestWatchableRevision` equals `revision` right after open).
-public final class SQLiteStore: KVStore {
+public final class SQLiteStore: KVStore, EngineBackedStore {
     /// How hard a commit pushes data to the disk (SQLite's `PRAGMA synchronous`).
     public enum Synchronous: String, Sendable {
         /// Every commit fsyncs the write-ahead log: a returned write survives the process
@@ -28,7 +28,7 @@ public final class SQLiteStore: KVStore {
 
     /// Where the database file is.
     public let path: String
-    private let engine: StoreEngine
+    let engine: StoreEngine
     /// Internal so that tests can check how the file was configured.
     let backend: SQLiteBackend
 
@@ -58,42 +58,6 @@ public final class SQLiteStore: KVStore {
             "path": "\(path)", "keys": "\(contents.values.count)", "revision": "\(contents.revision)",
             "synchronous": "\(synchronous.rawValue)",
         ])
-    }
-
-    public var revision: Int64 {
-        get async { engine.revision }
-    }
-
-    public var oldestWatchableRevision: Int64 {
-        get async { engine.oldestWatchableRevision }
-    }
-
-    public func get(_ key: String) async throws(StoreError) -> KeyValue? {
-        try engine.get(key)
-    }
-
-    public func list(prefix: String, after: String?, limit: Int?) async throws(StoreError) -> ListResult {
-        try engine.list(prefix: prefix, after: after, limit: limit)
-    }
-
-    public func create(_ key: String, value: [UInt8]) async throws(StoreError) -> KeyValue {
-        try await engine.submit(.create(key: key, value: value))
-    }
-
-    public func update(_ key: String, value: [UInt8], ifModRevision: Int64?) async throws(StoreError) -> KeyValue {
-        try await engine.submit(.update(key: key, value: value, ifModRevision: ifModRevision))
-    }
-
-    public func delete(_ key: String, ifModRevision: Int64?) async throws(StoreError) -> KeyValue {
-        try await engine.submit(.delete(key: key, ifModRevision: ifModRevision))
-    }
-
-    public func watch(prefix: String, afterRevision: Int64) async throws(StoreError) -> AsyncStream<WatchEvent> {
-        try engine.watch(prefix: prefix, afterRevision: afterRevision)
-    }
-
-    public func close() async {
-        await engine.close()
     }
 }
 

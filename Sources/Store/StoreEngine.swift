@@ -391,3 +391,47 @@ struct BatchPlan: Sendable {
         outcomes.append(.success(event.kv))
     }
 }
+
+/// A store whose KVStore operations are its `StoreEngine`'s; the stores differ only in the
+/// backend the engine commits to (SQLite, or none for MemoryStore).
+protocol EngineBackedStore: KVStore {
+    var engine: StoreEngine { get }
+}
+
+extension EngineBackedStore {
+    public var revision: Int64 {
+        get async { engine.revision }
+    }
+
+    public var oldestWatchableRevision: Int64 {
+        get async { engine.oldestWatchableRevision }
+    }
+
+    public func get(_ key: String) async throws(StoreError) -> KeyValue? {
+        try engine.get(key)
+    }
+
+    public func list(prefix: String, after: String?, limit: Int?) async throws(StoreError) -> ListResult {
+        try engine.list(prefix: prefix, after: after, limit: limit)
+    }
+
+    public func create(_ key: String, value: [UInt8]) async throws(StoreError) -> KeyValue {
+        try await engine.submit(.create(key: key, value: value))
+    }
+
+    public func update(_ key: String, value: [UInt8], ifModRevision: Int64?) async throws(StoreError) -> KeyValue {
+        try await engine.submit(.update(key: key, value: value, ifModRevision: ifModRevision))
+    }
+
+    public func delete(_ key: String, ifModRevision: Int64?) async throws(StoreError) -> KeyValue {
+        try await engine.submit(.delete(key: key, ifModRevision: ifModRevision))
+    }
+
+    public func watch(prefix: String, afterRevision: Int64) async throws(StoreError) -> AsyncStream<WatchEvent> {
+        try engine.watch(prefix: prefix, afterRevision: afterRevision)
+    }
+
+    public func close() async {
+        await engine.close()
+    }
+}
