@@ -111,19 +111,21 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
+        // Child processes for tests (posix_spawn with a clean signal mask); not shipped.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
         .testTarget(name: "NetworkingTests", dependencies: ["Networking"]),
         .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
-            "APIServer", "APIMachinery", "Store",
+            "APIServer", "APIMachinery", "Store", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Cluster"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Cluster", "TestSupport"]),
     ]
 )

@@ -6,6 +6,7 @@ import NIOCore
 import NIOEmbedded
 import Synchronization
 import Testing
+import TestSupport
 @testable import APIMachinery
 @testable import APIServer
 import Store
@@ -530,35 +531,9 @@ struct KubectlProcess {
         let id = UUID().uuidString
         let outPath = "\(directory)/out-\(id)"
         let errPath = "\(directory)/err-\(id)"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let path = try #require(Self.find(binary))
         let full = [path, "--kubeconfig", directory + "/config", "--cache-dir", directory + "/cache"] + args
-        var environment = ProcessInfo.processInfo.environment
-        environment["HOME"] = directory
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        let argv = full.map { strdup($0) } + [nil]
-        defer {
-            envp.forEach { free($0) }
-            argv.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
-        try #require(rc == 0, "posix_spawn \(binary): \(String(cString: strerror(rc)))")
+        let pid = try ChildProcess.spawn(full, env: ["HOME": directory], outPath: outPath, errPath: errPath)
         let start = ContinuousClock.now
         var status: Int32 = 0
         while waitpid(pid, &status, WNOHANG) == 0 {
@@ -571,8 +546,6 @@ struct KubectlProcess {
         }
         let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        // WIFEXITED / WEXITSTATUS spelled out: the macros are not imported into Swift.
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(code: code, out: out, err: err)
+        return Result(code: ChildProcess.exitCode(status), out: out, err: err)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs a program and captures its output, with a deadline.
@@ -10,9 +11,7 @@ struct Command {
         var description: String { "exit \(code)\nstdout:\n\(out)\nstderr:\n\(err)" }
     }
 
-    /// posix_spawn and waitpid rather than Foundation's Process: under the test runner SIGCHLD and
-    /// SIGTERM are blocked, and Process then never notices its child exit. The child gets a clean
-    /// signal mask, output goes to files (a daemon inheriting a pipe would hang the reader).
+    /// Runs to completion (or the deadline), waiting on this thread; see `ChildProcess`.
     static func run(_ args: [String], env: [String: String] = [:], stdin: String? = nil, timeout: Double = 60) throws -> Result {
         let tmp = FileManager.default.temporaryDirectory
         let id = UUID().uuidString
@@ -23,34 +22,8 @@ struct Command {
         defer {
             for p in [outPath, errPath, inPath] { try? FileManager.default.removeItem(atPath: p) }
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : inPath, O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        var environment = ProcessInfo.processInfo.environment
-        for (k, v) in env { environment[k] = v }
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        let argv = (["/usr/bin/env"] + args).map { strdup($0) } + [nil]
-        defer {
-            envp.forEach { free($0) }
-            argv.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, &attr, argv, envp)
-        guard rc == 0 else { throw ClusterFixture.FixtureError.failed("posix_spawn \(args): \(String(cString: strerror(rc)))") }
+        let pid = try ChildProcess.spawn(["/usr/bin/env"] + args, env: env, stdinPath: stdin == nil ? nil : inPath,
+                                         outPath: outPath, errPath: errPath)
         let deadline = Date().addingTimeInterval(timeout)
         var status: Int32 = 0
         var timedOut = false
@@ -66,9 +39,7 @@ struct Command {
         let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         if timedOut { return Result(code: -1, out: out, err: err + "\ntimed out after \(timeout) s") }
-        // WIFEXITED / WEXITSTATUS, spelled out: the macros are not imported into Swift.
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(code: code, out: out, err: err)
+        return Result(code: ChildProcess.exitCode(status), out: out, err: err)
     }
 }
 
