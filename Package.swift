@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "APIServer", "Store", "APIMachinery", "Controllers",
+                "APIServer", "Store", "APIMachinery", "Controllers", "Runtime", "Networking",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -60,11 +60,11 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: [
-                "APIMachinery", "CArchive", "CShims", "CSeccomp", "CCap",
+                "APIMachinery", "Controllers", "Networking", "CArchive", "CShims", "CSeccomp", "CCap",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["Images/README.md", "Container/README.md"]
+            exclude: ["Images/README.md", "Container/README.md", "Agent/README.md"]
         ),
         // Debian's C libraries (libarchive-dev, libseccomp-dev, libcap-dev; scripts/setup installs them).
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),

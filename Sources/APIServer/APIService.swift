@@ -508,7 +508,7 @@ public final class APIService: Sendable {
                                   subresource: String) async throws(APIError) -> JSON {
         switch (r.group, r.resource, subresource) {
         case ("", "serviceaccounts", "token"):
-            return try await tokenRequest(namespace: namespace ?? "", serviceAccount: name ?? "", body: body)
+            return try await tokenRequest(namespace: namespace ?? "", serviceAccount: name ?? body.name ?? "", body: body)
         case ("", "pods", "binding"):
             return try await bind(namespace: namespace ?? "", pod: name ?? body.name ?? "", body: body)
         default:

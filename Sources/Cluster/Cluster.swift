@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Store
 import Controllers
+import Runtime
 
 /// One line per component as it becomes ready, with the time since start.
 ///
@@ -112,14 +113,26 @@ public enum ClusterRunner {
             caCertificatePEM: pki.caCertificatePEM)
         let context = ControllerContext(client: api, informers: Informers(), events: EventRecorder(client: api),
                                         settings: settings, logger: Logger(label: "labnode.controllers"))
+        let controllersReady = ReadinessGate()
         let controllers = ControllerManager(context: context, controllers: StandardControllers.all(context),
                                             startAfter: { await apiReady.wait() }) {
             progress.ready("controllers")
-            progress.finish()
+            controllersReady.open()
         }
+        let agentLogger = Logger(label: "labnode.node-agent")
+        let executable = Lifecycle.selfExecutable()
+        let agentSettings = NodeAgentSettings(
+            nodeName: config.nodeName, nodeIP: config.nodeIP, clusterCIDR: config.clusterCIDR,
+            clusterDNS: config.clusterDNSIP, clusterDomain: config.clusterDomain, dataDirectory: config.dataDir,
+            executable: executable,
+            recipesDirectory: ImageBuilder.defaultRecipesDirectory(executablePath: executable),
+            caCertificatePEM: pki.caCertificatePEM)
+        let agent = NodeAgentService(
+            make: { try NodeAgent(settings: agentSettings, client: api, events: EventRecorder(client: api), logger: agentLogger) },
+            api: api, startAfter: { await controllersReady.wait() }, progress: progress, logger: agentLogger)
         let repair = AllocationRepair(api: api, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: controllers), .init(service: repair)],
+            services: [.init(service: server), .init(service: controllers), .init(service: agent), .init(service: repair)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

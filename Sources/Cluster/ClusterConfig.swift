@@ -51,6 +51,12 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         (try? IPv4CIDR(parsing: serviceClusterIPRange))?.nth(1)?.description ?? ""
     }
 
+    /// The tenth address of the service range: the `kube-dns` Service's ClusterIP, which pods
+    /// get as their nameserver.
+    public var clusterDNSIP: String {
+        (try? IPv4CIDR(parsing: serviceClusterIPRange))?.nth(10)?.description ?? ""
+    }
+
     public static func load(dataDir: String) throws -> ClusterConfig? {
         let path = dataDir + "/config.json"
         guard FileManager.default.fileExists(atPath: path) else { return nil }

@@ -12,6 +12,7 @@ public enum StandardControllers {
             LoadBalancerController(context),
             NamespaceController(context),
             GarbageCollector(context),
+            Scheduler(context),
         ]
     }
 }

@@ -1,0 +1,75 @@
+import APIMachinery
+import APIServer
+import Foundation
+import Logging
+import Runtime
+import ServiceLifecycle
+
+/// Runs the node agent once the controllers are up, connects its container logs to the API
+/// server, and on shutdown stops the pods and removes the bridge.
+///
+/// A node agent that cannot start (no root, no overlayfs, a bridge that cannot be made) is
+/// reported on the progress stream and in the log; the API server keeps running, so the
+/// trainee can still read objects and the error.
+struct NodeAgentService: Service {
+    let make: @Sendable () throws -> NodeAgent
+    let api: APIService
+    let startAfter: @Sendable () async -> Void
+    let progress: ProgressReporter
+    let logger: Logger
+
+    func run() async throws {
+        await startAfter()
+        let agent: NodeAgent
+        do {
+            agent = try make()
+        } catch {
+            fail("\(error)")
+            try? await gracefulShutdown()
+            return
+        }
+        api.setPodLogSource(AgentLogSource(agent: agent))
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await agent.run {
+                    progress.ready("node-agent")
+                    progress.finish()
+                }
+            }
+        } catch is CancellationError {
+        } catch {
+            fail("\(error)")
+            try? await gracefulShutdown()
+        }
+        api.setPodLogSource(nil)
+        await agent.shutdown()
+    }
+
+    func fail(_ message: String) {
+        logger.error("the node agent stopped: \(message)")
+        progress.fail("node agent: \(message)")
+        progress.finish()
+    }
+}
+
+/// `kubectl logs` reads the files the node agent writes.
+struct AgentLogSource: PodLogSource {
+    let agent: NodeAgent
+
+    func logs(namespace: String, pod: String, uid: String, container: PodLogContainer,
+              options: PodLogOptions) async throws(APIError) -> AsyncThrowingStream<[UInt8], any Error> {
+        let readerOptions = ContainerLogOptions(tailLines: options.tailLines, sinceSeconds: options.sinceSeconds,
+                                                sinceTime: options.sinceTime, timestamps: options.timestamps,
+                                                limitBytes: options.limitBytes, follow: options.follow)
+        do {
+            return try await agent.logs(namespace: namespace, pod: pod, uid: uid, container: container.name,
+                                        restartCount: container.restartCount, options: readerOptions)
+        } catch {
+            // The kubelet's words when the file is gone.
+            if error.isMissing {
+                throw APIError.badRequest("failed to try resolving symlinks in path \(GoQuote.quote(error.path)): lstat \(error.path): no such file or directory")
+            }
+            throw APIError.internalError("\(error)")
+        }
+    }
+}

@@ -1,0 +1,363 @@
+import APIMachinery
+import Controllers
+import Foundation
+import Glibc
+import Logging
+import Networking
+import Synchronization
+
+/// What the node agent needs to know about the cluster and the host.
+public struct NodeAgentSettings: Sendable {
+    public var nodeName: String
+    public var nodeIP: String
+    /// `--cluster-cidr`; the node takes its first /24 (gateway .1 on the bridge).
+    public var clusterCIDR: String
+    /// The kube-dns Service address pods get as their nameserver.
+    public var clusterDNS: String
+    public var clusterDomain: String
+    /// Pods, logs and network state live under it (`pods/`, `logs/`, `network/`, `images/`).
+    public var dataDirectory: String
+    /// The labnode binary containers are started with (`init container`).
+    public var executable: String
+    /// Image recipes for images the store lacks; nil builds nothing.
+    public var recipesDirectory: String?
+    public var caCertificatePEM: String
+    public var bridgeName: String
+    public var hostResolvConf: String
+
+    public init(nodeName: String, nodeIP: String, clusterCIDR: String, clusterDNS: String, clusterDomain: String,
+                dataDirectory: String, executable: String, recipesDirectory: String?, caCertificatePEM: String,
+                bridgeName: String = "cni0", hostResolvConf: String = "/etc/resolv.conf") {
+        self.nodeName = nodeName
+        self.nodeIP = nodeIP
+        self.clusterCIDR = clusterCIDR
+        self.clusterDNS = clusterDNS
+        self.clusterDomain = clusterDomain
+        self.dataDirectory = dataDirectory
+        self.executable = executable
+        self.recipesDirectory = recipesDirectory
+        self.caCertificatePEM = caCertificatePEM
+        self.bridgeName = bridgeName
+        self.hostResolvConf = hostResolvConf
+    }
+}
+
+/// The dependencies every pod worker shares.
+struct AgentEnvironment: Sendable {
+    let settings: NodeAgentSettings
+    let client: any APIClient
+    let events: EventRecorder
+    let launcher: ContainerLauncher
+    let cgroups: CgroupManager
+    let network: any PodNetworking
+    let images: ImageProvider
+    let probes: ProbeManager
+    let podRoot: String
+    let logRoot: String
+    let hostDNS: PodDNS
+    let logger: Logger
+
+    func now() -> Double { Date().timeIntervalSince1970 }
+
+    func logLocation(pod: JSON, container: String) -> ContainerLogLocation {
+        ContainerLogLocation(root: logRoot, namespace: pod.namespace ?? "default", pod: pod.name ?? "",
+                             uid: pod.uid ?? "", container: container)
+    }
+}
+
+/// The pod workers by pod UID; shared with the prober's exec handler.
+final class WorkerRegistry: Sendable {
+    let workers = Mutex<[String: PodWorker]>([:])
+    func get(_ uid: String) -> PodWorker? { workers.withLock { $0[uid] } }
+}
+
+/// The kubelet's role: registers the node and keeps its Lease fresh, runs every pod bound to
+/// the node (see `PodWorker`), feeds the prober and serves container logs.
+///
+/// Recovery (after `labnode down`, `kill -9` or a reboot): containers do not outlive the agent
+/// that started them. At start the agent stops any container a previous agent left behind and
+/// removes its namespaces, veth, cgroups and files; the pod objects are then synced again as
+/// new, so every pod bound to the node is restarted cleanly with its restart count carried on
+/// (as after a node reboot upstream). Finished pods stay finished.
+public final class NodeAgent: Sendable {
+    let env: AgentEnvironment
+    let registry: WorkerRegistry
+    let podNetwork: PodNetwork
+    let pods = Informer(Resources.pods)
+
+    public init(settings: NodeAgentSettings, client: any APIClient, events: EventRecorder, logger: Logger) throws {
+        guard let cidr = IPv4.CIDR(settings.clusterCIDR) else {
+            throw ContainerTranslation.ConfigError("--cluster-cidr \(settings.clusterCIDR) is not an IPv4 CIDR")
+        }
+        let data = settings.dataDirectory
+        let network = try PodNetwork.forNode(clusterCIDR: cidr, stateDirectory: data + "/network", logger: logger)
+        let store = try ImageStore(root: data + "/images")
+        let builder = settings.recipesDirectory.map {
+            ImageBuilder(recipesDirectory: $0, variables: ["labnode": settings.executable])
+        }
+        let registry = WorkerRegistry()
+        let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let runner = SocketProbeRunner { request, timeout in
+            guard let worker = registry.get(request.podUID),
+                  let pid = await worker.hostPID1(container: request.containerName) else {
+                return .couldNotRun(message: "container \(request.containerName) is not running")
+            }
+            guard let nsenter else { return .couldNotRun(message: "nsenter (util-linux) is not installed") }
+            return await HostCommand.run([nsenter, "-t", String(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--"]
+                                         + request.command, timeout: timeout)
+        }
+        let hostDNS = PodDNS.parse((try? String(contentsOfFile: settings.hostResolvConf, encoding: .utf8)) ?? "")
+        self.registry = registry
+        self.podNetwork = network
+        self.env = AgentEnvironment(
+            settings: settings, client: client, events: events,
+            launcher: ContainerLauncher(executable: settings.executable),
+            cgroups: try CgroupManager(parent: "labnode", nestUnder: CgroupManager.currentCgroups()),
+            network: network, images: ImageProvider(store: store, builder: builder),
+            probes: ProbeManager(runner: runner), podRoot: data + "/pods", logRoot: data + "/logs",
+            hostDNS: hostDNS, logger: logger)
+    }
+
+    /// Cleans up after a previous agent, readies the bridge, registers the node, then runs until
+    /// cancelled. `onReady` is called once the node is registered and pods are being synced.
+    public func run(onReady: @escaping @Sendable () -> Void) async throws {
+        try recoverLeftovers()
+        try podNetwork.ensureBridge(name: env.settings.bridgeName, gateway: podNetwork.gatewayCIDR)
+        try await registerNode()
+        // The handler goes in before the informer lists, or the first pods would be missed.
+        let (events, continuation) = AsyncStream.makeStream(of: InformerEvent.self)
+        pods.onChange { continuation.yield($0) }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.env.images.buildMissing() }
+            group.addTask { await self.env.events.run(logger: self.env.logger) }
+            group.addTask { await self.heartbeat() }
+            group.addTask { await self.handleProbeNotifications() }
+            group.addTask { await self.pods.run(client: self.env.client, logger: self.env.logger) }
+            group.addTask { await self.dispatchPods(events) }
+            group.addTask {
+                await self.pods.waitSynced()
+                onReady()
+            }
+        }
+    }
+
+    /// Stops every pod's containers (SIGTERM, then SIGKILL after 2 s) and removes what they
+    /// made on the host, then the bridge. The pod objects stay; the next start runs them again.
+    public func shutdown() async {
+        let workers = registry.workers.withLock { $0 }
+        await withDiscardingTaskGroup { group in
+            for worker in workers.values {
+                group.addTask { await worker.shutdown() }
+            }
+        }
+        await env.probes.shutdown()
+        do { try podNetwork.removeBridge() } catch {
+            env.logger.warning("could not remove the pod bridge", metadata: ["error": "\(error)"])
+        }
+        try? env.cgroups.removeParent()
+    }
+
+    // MARK: pods
+
+    func dispatchPods(_ events: AsyncStream<InformerEvent>) async {
+        for await event in events {
+            if Task.isCancelled { break }
+            switch event {
+            case .added(let pod), .updated(_, let pod):
+                guard pod[path: "spec", "nodeName"]?.stringValue == env.settings.nodeName, let uid = pod.uid else { continue }
+                let worker = registry.workers.withLock { workers -> PodWorker in
+                    if let existing = workers[uid] { return existing }
+                    let created = PodWorker(env: env, pod: pod) { [registry] finished in
+                        registry.workers.withLock { _ = $0.removeValue(forKey: finished) }
+                    }
+                    workers[uid] = created
+                    return created
+                }
+                await worker.update(pod)
+            case .deleted(let pod):
+                guard let uid = pod.uid, let worker = registry.get(uid) else { continue }
+                await worker.markGone()
+            }
+        }
+    }
+
+    func handleProbeNotifications() async {
+        for await notification in env.probes.notifications {
+            switch notification {
+            case .resultChanged(let uid, _, _):
+                await registry.get(uid)?.requestSync()
+            case .event(let uid, _, _, let event):
+                if let worker = registry.get(uid) {
+                    let pod = await worker.pod
+                    env.events.record(pod, component: "kubelet", type: event.type, reason: event.reason, message: event.message)
+                }
+            case .containerFailed(let failure):
+                guard let worker = registry.get(failure.podUID) else { continue }
+                Task {
+                    await worker.kill(container: failure.container, containerID: failure.containerID,
+                                      grace: failure.gracePeriodSeconds, message: failure.killMessage)
+                }
+            }
+        }
+    }
+
+    // MARK: node
+
+    var podCIDR: String { "\(podNetwork.ipam.subnet)" }
+
+    func registerNode() async throws {
+        let name = env.settings.nodeName
+        let facts = HostFacts.read(dataDir: env.settings.dataDirectory)
+        var existing = try await env.client.find(Resources.nodes, namespace: nil, name: name)
+        let fresh = NodeObject.make(name: name, nodeIP: env.settings.nodeIP, podCIDR: podCIDR, facts: facts, ready: true,
+                                    readyMessage: "kubelet is posting ready status", previous: existing)
+        if existing == nil {
+            existing = try await env.client.create(Resources.nodes, fresh, manager: "kubelet")
+        }
+        guard var node = existing else { return }
+        node["status"] = fresh["status"]
+        node[path: "spec", "podCIDR"] = fresh[path: "spec", "podCIDR"]
+        _ = try await env.client.update(Resources.nodes, node, subresource: "status", manager: "kubelet")
+    }
+
+    /// Renews the Lease every 10 s (the kubelet's default) and re-posts the node status every minute.
+    func heartbeat() async {
+        var beats = 0
+        while !Task.isCancelled {
+            do {
+                let lease = NodeObject.lease(name: env.settings.nodeName)
+                if var current = try await env.client.find(Resources.leases, namespace: "kube-node-lease", name: env.settings.nodeName) {
+                    current["spec"] = lease["spec"]
+                    _ = try await env.client.update(Resources.leases, current, manager: "kubelet")
+                } else {
+                    _ = try await env.client.create(Resources.leases, lease, manager: "kubelet")
+                }
+                if beats > 0 && beats % 6 == 0 { try await registerNode() }
+            } catch {
+                env.logger.warning("node heartbeat failed", metadata: ["error": "\(error)"])
+            }
+            beats += 1
+            try? await Task.sleep(for: .seconds(10))
+        }
+    }
+
+    // MARK: recovery
+
+    /// Stops the containers a previous agent left running and removes every pod directory,
+    /// sandbox, veth and cgroup it made; then releases their addresses.
+    func recoverLeftovers() throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: env.podRoot, withIntermediateDirectories: true)
+        for uid in (try? fm.contentsOfDirectory(atPath: env.podRoot)) ?? [] {
+            let paths = PodPaths(root: env.podRoot, uid: uid)
+            for pid in Self.leftoverShims(paths) {
+                _ = Glibc.kill(pid, SIGKILL)
+            }
+            for pid in Self.leftoverShims(paths) {
+                // Not our children: wait for them to be gone before their namespaces are removed.
+                var waited = 0
+                while Self.isAlive(pid) && waited < 200 {
+                    usleep(10_000)
+                    waited += 1
+                }
+            }
+            try? env.network.detach(podUID: uid, netnsPath: SandboxNamespaces(directory: paths.namespaces).network)
+            try? SandboxSetup.destroy(directory: paths.namespaces)
+            try? env.cgroups.removePod(uid)
+            try? fm.removeItem(atPath: paths.directory)
+            env.logger.info("removed a pod left by a previous run", metadata: ["uid": "\(uid)"])
+        }
+        _ = try podNetwork.ipam.reconcile(keep: [])
+    }
+
+    /// True while `pid` exists and is not a zombie (an orphan's zombie lingers where PID 1
+    /// does not reap, as in some containers, but it holds no namespace or mount).
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return false }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return false }
+        let state = text[text.index(after: close)...].dropFirst().first
+        return state != "Z" && state != "X"
+    }
+
+    /// The shims in a pod's state file that are still labnode container inits of this pod
+    /// (a pid may have been reused since).
+    static func leftoverShims(_ paths: PodPaths) -> [Int32] {
+        guard let text = try? String(contentsOfFile: paths.stateFile, encoding: .utf8),
+              let json = try? JSON.parse(text) else { return [] }
+        return (json["shims"]?.arrayValue ?? []).compactMap(\.intValue).map { Int32(clamping: $0) }.filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let args = String(decoding: data, as: UTF8.self).split(separator: "\0").map(String.init)
+            return args.count >= 3 && args[1] == "init" && args[2] == "container" && args.contains { $0.hasPrefix(paths.directory + "/") }
+        }
+    }
+
+    // MARK: logs
+
+    /// The log of one run of a container, for the API server's pods/log.
+    public func logs(namespace: String, pod: String, uid: String, container: String, restartCount: Int,
+                     options: ContainerLogOptions) async throws(ContainerLogError) -> AsyncThrowingStream<[UInt8], any Error> {
+        let location = ContainerLogLocation(root: env.logRoot, namespace: namespace, pod: pod, uid: uid, container: container)
+        let writer = await registry.get(uid)?.logWriter(container: container)
+        let path = location.file(restartCount: restartCount)
+        let writing: @Sendable () -> Bool = {
+            guard let writer, writer.path == path else { return false }
+            return !writer.isFinished
+        }
+        let reader = ContainerLogReader(path: path, options: options, stillWriting: writing)
+        return try reader.open()
+    }
+}
+
+extension PodWorker {
+    func logWriter(container: String) -> ContainerLogWriter? { runs[container]?.logWriter }
+
+    /// Labnode is stopping: stop the containers quickly and remove what they made on the host,
+    /// leaving the object (and its logs) for the next start.
+    func shutdown() async {
+        wakeUp?.cancel()
+        finished = true
+        await stop(names: Array(runs.keys), grace: 2)
+        tearDown(removeLogs: false)
+    }
+}
+
+/// Runs a host command with a deadline, collecting its combined output (exec probes).
+enum HostCommand {
+    static func run(_ args: [String], timeout: Double) async -> ExecProbeResult {
+        await ContainerLauncher.onDedicatedThread {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: args[0])
+            process.arguments = Array(args.dropFirst())
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            process.standardInput = FileHandle.nullDevice
+            do { try process.run() } catch {
+                return .couldNotRun(message: "\(args[0]): \(error.localizedDescription)")
+            }
+            let fd = pipe.fileHandleForReading.fileDescriptor
+            try? pipe.fileHandleForWriting.close()
+            let deadline = Date().addingTimeInterval(timeout)
+            var output: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let left = deadline.timeIntervalSinceNow
+                if left <= 0 {
+                    process.terminate()
+                    _ = Glibc.kill(process.processIdentifier, SIGKILL)
+                    process.waitUntilExit()
+                    return .timedOut
+                }
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&pfd, 1, Int32(min(left * 1000, 1000)) + 1)
+                if ready <= 0 { continue }
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                if output.count < ProbeExecution.maxOutputBytes { output += buffer[0..<n] }
+            }
+            process.waitUntilExit()
+            return .exited(code: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
+        }
+    }
+}

@@ -1,0 +1,636 @@
+import APIMachinery
+import Controllers
+import Foundation
+import Glibc
+import Logging
+import Networking
+
+/// One pod on this node, from its first sync to its removal: the kubelet's pod worker.
+///
+/// Syncs are serialized (`requestSync` coalesces triggers that arrive during a sync), so the
+/// steps below never race each other even though the actor is re-entered at every `await`:
+/// set up the sandbox (namespaces, network, the files the kubelet manages), run the init
+/// containers one by one, start the regular containers, restart what the policy says with
+/// the kubelet's back-off, and write the status whenever it changed. Deletion stops the
+/// containers with the stop signal, then SIGKILL after the grace period, removes everything
+/// the pod made on the host and finally deletes the object.
+actor PodWorker {
+    struct ContainerRun {
+        var observation: ContainerObservation
+        /// The shim's pid while the container runs (the process to signal and wait for).
+        var shim: Int32?
+        /// PID 1 of the container as numbered on the host, for entering it.
+        var hostPID1: Int32?
+        /// How many runs were started, which names each run's directory.
+        var attempts = 0
+        var logWriter: ContainerLogWriter?
+        var waiter: Task<Void, Never>?
+        /// The previous image-pull failure, for the ImagePullBackOff message.
+        var imageError: String?
+        /// The image's STOPSIGNAL (nginx asks for SIGQUIT, its graceful stop), else SIGTERM.
+        var stopSignal: Int32 = SIGTERM
+    }
+
+    let env: AgentEnvironment
+    let uid: String
+    let paths: PodPaths
+    var pod: JSON
+    /// The object is gone from the API (deleted with grace 0, or its namespace went).
+    var gone = false
+    var context: PodContext?
+    var podIP: String?
+    var sandboxCreated = false
+    var runs: [String: ContainerRun] = [:]
+    var backoff = RestartBackoff()
+    /// Every container has stopped for good; the sandbox is gone, the status is final.
+    var terminal = false
+    /// Torn down and, unless it was already gone, deleted: nothing more to do.
+    var finished = false
+    var syncing = false
+    var syncPending = false
+    var wakeUp: Task<Void, Never>?
+    var onFinished: (@Sendable (String) -> Void)?
+
+    init(env: AgentEnvironment, pod: JSON, onFinished: @escaping @Sendable (String) -> Void) {
+        self.env = env
+        self.uid = pod.uid ?? ""
+        self.paths = PodPaths(root: env.podRoot, uid: pod.uid ?? "")
+        self.pod = pod
+        self.onFinished = onFinished
+        let phase = pod[path: "status", "phase"]?.stringValue
+        terminal = phase == "Succeeded" || phase == "Failed"
+        runs = Self.runsFromPreviousStatus(pod, now: env.now())
+    }
+
+    /// A pod that already has a status was running before labnode restarted: its containers were
+    /// stopped then (see the README's recovery section), so each one that ran is started again as
+    /// a restart, keeping its restart count; a container that had finished stays finished.
+    static func runsFromPreviousStatus(_ pod: JSON, now: Double) -> [String: ContainerRun] {
+        var runs: [String: ContainerRun] = [:]
+        let statuses = (pod[path: "status", "containerStatuses"]?.arrayValue ?? [])
+            + (pod[path: "status", "initContainerStatuses"]?.arrayValue ?? [])
+        for status in statuses {
+            guard let name = status["name"]?.stringValue else { continue }
+            let count = Int(status["restartCount"]?.intValue ?? 0)
+            var observation = ContainerObservation(name: name, state: .creating, restartCount: count)
+            let id = (status["containerID"]?.stringValue ?? "").replacingOccurrences(of: "labnode://", with: "")
+            if let running = status[path: "state", "running"] {
+                let started = running["startedAt"]?.stringValue.flatMap(Timestamp.parse) ?? now
+                observation.lastTermination = ContainerTermination(
+                    containerID: id, exitCode: 255, reason: "Unknown",
+                    message: "the node agent restarted and the container was stopped", startedAt: started, finishedAt: now)
+            } else if let t = status[path: "state", "terminated"] {
+                observation.state = .exited(Self.termination(t, id: id))
+            } else if let t = status[path: "lastState", "terminated"] {
+                observation.lastTermination = Self.termination(t, id: t["containerID"]?.stringValue ?? id)
+            }
+            runs[name] = ContainerRun(observation: observation)
+        }
+        return runs
+    }
+
+    static func termination(_ t: JSON, id: String) -> ContainerTermination {
+        ContainerTermination(containerID: id.replacingOccurrences(of: "labnode://", with: ""),
+                             exitCode: Int32(clamping: t["exitCode"]?.intValue ?? 0),
+                             reason: t["reason"]?.stringValue, message: t["message"]?.stringValue,
+                             startedAt: t["startedAt"]?.stringValue.flatMap(Timestamp.parse) ?? 0,
+                             finishedAt: t["finishedAt"]?.stringValue.flatMap(Timestamp.parse) ?? 0)
+    }
+
+    // MARK: triggers
+
+    func update(_ newer: JSON) {
+        let current = Int64(pod.resourceVersion ?? "") ?? 0
+        let incoming = Int64(newer.resourceVersion ?? "") ?? 0
+        if incoming >= current { pod = newer }
+        requestSync()
+    }
+
+    func markGone() {
+        gone = true
+        requestSync()
+    }
+
+    func requestSync() {
+        if syncing {
+            syncPending = true
+            return
+        }
+        syncing = true
+        Task { await self.syncLoop() }
+    }
+
+    func syncLoop() async {
+        repeat {
+            syncPending = false
+            await syncOnce()
+        } while syncPending
+        syncing = false
+    }
+
+    /// Runs one more sync at `time` (unix seconds), for a back-off that ends then.
+    func scheduleSync(at time: Double) {
+        wakeUp?.cancel()
+        let delay = max(0, time - env.now())
+        wakeUp = Task {
+            try? await Task.sleep(for: .milliseconds(Int64(delay * 1000) + 5))
+            if !Task.isCancelled { self.requestSync() }
+        }
+    }
+
+    // MARK: sync
+
+    func syncOnce() async {
+        if finished { return }
+        if gone || pod.deletionTimestamp != nil {
+            await terminate()
+            return
+        }
+        if terminal {
+            await writeStatus()
+            return
+        }
+        if !sandboxCreated || context == nil {
+            guard await setUpSandbox() else {
+                await writeStatus()
+                return
+            }
+        }
+        let spec = pod["spec"] ?? [:]
+        var initDone = true
+        for container in spec["initContainers"]?.arrayValue ?? [] {
+            let sidecar = container["restartPolicy"]?.stringValue == "Always"
+            let done = await advance(container, role: sidecar ? .sidecar : .initContainer)
+            if !done {
+                initDone = false
+                break
+            }
+        }
+        if initDone && !terminal {
+            for container in spec["containers"]?.arrayValue ?? [] {
+                _ = await advance(container, role: .regular)
+            }
+        }
+        if !terminal && allStoppedForGood(spec) {
+            terminal = true
+        }
+        if terminal {
+            await stopAll(grace: 0)
+            tearDown(removeLogs: false)
+        }
+        await writeStatus()
+    }
+
+    /// Moves one container along; true when the pod may go on to the next container (an init
+    /// container finished successfully, a sidecar started, a regular container in any state).
+    func advance(_ container: JSON, role: RestartBackoff.ContainerRole) async -> Bool {
+        guard let name = container["name"]?.stringValue else { return true }
+        let run = runs[name] ?? ContainerRun(observation: ContainerObservation(name: name, state: .creating))
+        runs[name] = run
+        let policy = pod[path: "spec", "restartPolicy"]?.stringValue ?? "Always"
+        let key = RestartBackoff.key(podUID: uid, container: name)
+        switch run.observation.state {
+        case .running:
+            return role != .initContainer
+        case .exited(let t):
+            if role == .initContainer && t.exitCode == 0 { return true }
+            return await restartIfDue(container, termination: t, role: role, policy: policy, key: key)
+        case .waiting(let reason, _) where reason == "CrashLoopBackOff":
+            guard let t = run.observation.lastTermination else { return false }
+            return await restartIfDue(container, termination: t, role: role, policy: policy, key: key)
+        case .creating, .waiting:
+            await start(container)
+            return runs[name].map { if case .running = $0.observation.state { return role != .initContainer } else { return false } } ?? false
+        }
+    }
+
+    func restartIfDue(_ container: JSON, termination t: ContainerTermination, role: RestartBackoff.ContainerRole,
+                      policy: String, key: String) async -> Bool {
+        let name = container["name"]?.stringValue ?? ""
+        let decision = backoff.decide(key: key, restartPolicy: policy, role: role, exitCode: t.exitCode,
+                                      finishedAt: t.finishedAt, now: env.now())
+        switch decision {
+        case .doNotRestart:
+            runs[name]?.observation.state = .exited(t)
+            if role == .initContainer && t.exitCode != 0 { terminal = true }
+            return role == .regular
+        case .backOff(let until, let delay):
+            if case .exited = runs[name]?.observation.state {
+                env.events.record(pod, component: "kubelet", type: "Warning", reason: "BackOff",
+                                  message: KubeletMessages.backOffEvent(container: name, pod: pod))
+            }
+            runs[name]?.observation.lastTermination = t
+            runs[name]?.observation.state = .waiting(reason: "CrashLoopBackOff",
+                                                     message: KubeletMessages.crashLoopBackOff(delay: delay, container: name, pod: pod))
+            scheduleSync(at: until)
+            return role == .regular
+        case .restartNow:
+            runs[name]?.observation.lastTermination = t
+            await start(container)
+            return role == .regular
+        }
+    }
+
+    /// True when nothing will run again: every regular container exited and the policy keeps
+    /// it down (`Never`, or `OnFailure` after success), which makes the pod Succeeded or Failed.
+    func allStoppedForGood(_ spec: JSON) -> Bool {
+        let policy = spec["restartPolicy"]?.stringValue ?? "Always"
+        let containers = spec["containers"]?.arrayValue ?? []
+        guard !containers.isEmpty else { return false }
+        for container in containers {
+            guard let name = container["name"]?.stringValue, case .exited(let t)? = runs[name]?.observation.state else { return false }
+            if RestartBackoff.shouldRestart(restartPolicy: policy, role: .regular, exitCode: t.exitCode) { return false }
+        }
+        return true
+    }
+
+    // MARK: sandbox
+
+    /// Namespaces, the pod's address on the bridge, and the pod's files. On failure everything
+    /// made so far stays for the next attempt (each step is idempotent) and a Warning event says why.
+    func setUpSandbox() async -> Bool {
+        let hostNetwork = pod[path: "spec", "hostNetwork"]?.boolValue == true
+        do {
+            if !sandboxCreated {
+                try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
+                _ = try await SandboxSetup.create(directory: paths.namespaces, hostname: PodFiles.hostname(pod))
+                sandboxCreated = true
+            }
+            let sandbox = SandboxNamespaces(directory: paths.namespaces)
+            if hostNetwork {
+                podIP = env.settings.nodeIP
+            } else if podIP == nil {
+                let address = try env.network.attach(podUID: uid, netnsPath: sandbox.network)
+                podIP = address.address.description
+            }
+            let token = try await serviceAccountToken()
+            let namespace = pod.namespace ?? "default"
+            let configMaps = try await env.client.items(Resources.configMaps, namespace: namespace)
+            let secrets = try await env.client.items(Resources.secrets, namespace: namespace)
+            let dns = PodDNS.forPod(pod, clusterDNS: env.settings.clusterDNS, clusterDomain: env.settings.clusterDomain,
+                                    host: env.hostDNS)
+            let inputs = PodFiles.Inputs(dns: dns, podIP: podIP, clusterDomain: env.settings.clusterDomain, token: token,
+                                         caCertificatePEM: env.settings.caCertificatePEM,
+                                         configMaps: Self.byName(configMaps), secrets: Self.byName(secrets))
+            context = try PodFiles.prepare(pod: pod, paths: paths, sandbox: sandbox, inputs: inputs)
+            return true
+        } catch {
+            let message = "\(error)"
+            env.logger.warning("pod sandbox setup failed", metadata: ["pod": "\(pod.namespace ?? "")/\(pod.name ?? "")", "error": "\(message)"])
+            env.events.record(pod, component: "kubelet", type: "Warning", reason: "FailedCreatePodSandBox",
+                              message: "Failed to create pod sandbox: \(message)")
+            scheduleSync(at: env.now() + 2)
+            return false
+        }
+    }
+
+    static func byName(_ objects: [JSON]) -> [String: JSON] {
+        var out: [String: JSON] = [:]
+        for o in objects { if let n = o.name { out[n] = o } }
+        return out
+    }
+
+    /// A bound token for the pod's service account, as the kubelet requests one for the
+    /// projected `kube-api-access` volume; nil when the pod opts out.
+    func serviceAccountToken() async throws -> String? {
+        if pod[path: "spec", "automountServiceAccountToken"]?.boolValue == false { return nil }
+        let account = pod[path: "spec", "serviceAccountName"]?.stringValue ?? "default"
+        let body: JSON = [
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "metadata": ["name": .string(account)],
+            "spec": ["expirationSeconds": 3607,
+                     "boundObjectRef": ["kind": "Pod", "apiVersion": "v1", "name": .string(pod.name ?? ""), "uid": .string(uid)]],
+        ]
+        let response = try await env.client.create(Resources.serviceAccounts, namespace: pod.namespace, body: body,
+                                                    options: WriteOptions(), subresource: "token")
+        return response[path: "status", "token"]?.stringValue
+    }
+
+    // MARK: containers
+
+    func start(_ container: JSON) async {
+        guard let name = container["name"]?.stringValue, var run = runs[name], let context else { return }
+        let imageText = container["image"]?.stringValue ?? ""
+        let imageKey = "image/" + RestartBackoff.key(podUID: uid, container: name)
+
+        let image: ResolvedImage
+        do {
+            image = try await env.images.resolve(imageText)
+            backoff.reset(key: imageKey)
+            run.imageError = nil
+        } catch {
+            let message = "\(error)"
+            // The first failure is ErrImagePull; while the back-off runs the reason is ImagePullBackOff.
+            if run.imageError == nil {
+                run.observation.state = .waiting(reason: "ErrImagePull", message: KubeletMessages.errImagePull(image: imageText, error: message))
+                env.events.record(pod, component: "kubelet", type: "Warning", reason: "Failed",
+                                  message: "Failed to pull image \(GoQuote.quote(imageText)): \(message)")
+            } else {
+                run.observation.state = .waiting(reason: "ImagePullBackOff",
+                                                 message: KubeletMessages.imagePullBackOff(image: imageText, previousError: run.imageError))
+                env.events.record(pod, component: "kubelet", reason: "BackOff", message: "Back-off pulling image \(GoQuote.quote(imageText))")
+            }
+            run.imageError = message
+            runs[name] = run
+            let now = env.now()
+            if case .backOff(let until, _) = backoff.decide(key: imageKey, restartPolicy: "Always", exitCode: 1,
+                                                             finishedAt: now, now: now) {
+                scheduleSync(at: until)
+            } else {
+                scheduleSync(at: now + backoff.initialDelay)
+            }
+            return
+        }
+        if run.attempts == 0 {
+            env.events.record(pod, component: "kubelet", reason: "Pulled",
+                              message: "Container image \(GoQuote.quote(imageText)) already present on machine")
+        }
+
+        let sources: PodEnvironment.Sources
+        do {
+            let namespace = pod.namespace ?? "default"
+            sources = PodEnvironment.Sources(
+                services: try await env.client.items(Resources.services),
+                configMaps: Self.byName(try await env.client.items(Resources.configMaps, namespace: namespace)),
+                secrets: Self.byName(try await env.client.items(Resources.secrets, namespace: namespace)))
+        } catch {
+            configError(name, "\(error)")
+            return
+        }
+        let variables: [(String, String)]
+        do {
+            variables = try PodEnvironment.make(pod: pod, container: container, sources: sources)
+        } catch {
+            configError(name, error.message)
+            return
+        }
+
+        let ranBefore = run.observation.lastTermination != nil
+        let restartCount = run.observation.restartCount + (ranBefore ? 1 : 0)
+        run.attempts += 1
+        let directories = paths.container(name, attempt: run.attempts)
+        let spec: ContainerSpec
+        let cgroupPaths: [String]
+        do {
+            // A new run starts from a fresh writable layer; the previous one is no longer needed.
+            try? FileManager.default.removeItem(atPath: paths.containerRoot(name))
+            for dir in [directories.upper, directories.work, directories.rootfs] {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            }
+            _ = FileManager.default.createFile(atPath: directories.terminationLog, contents: nil)
+            cgroupPaths = try env.cgroups.create(pod: uid, container: name,
+                                                 resources: ContainerTranslation.resources(container: container))
+            spec = try ContainerTranslation.spec(pod: pod, container: container, image: image.config,
+                                                 layers: image.layerDirectories, env: variables, context: context,
+                                                 run: directories, cgroupPaths: cgroupPaths)
+        } catch let error as ContainerTranslation.ConfigError {
+            runs[name] = run
+            configError(name, error.message)
+            return
+        } catch {
+            runs[name] = run
+            startFailed(name, restartCount: restartCount, message: "\(error)")
+            return
+        }
+
+        let location = env.logLocation(pod: pod, container: name)
+        var writer: ContainerLogWriter?
+        var stdio = ContainerLauncher.Stdio()
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        if pipe(&outPipe) == 0, pipe(&errPipe) == 0 {
+            for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            do {
+                writer = try ContainerLogWriter(location: location, restartCount: restartCount, stdout: outPipe[0], stderr: errPipe[0])
+                stdio = ContainerLauncher.Stdio(stdout: outPipe[1], stderr: errPipe[1])
+            } catch {
+                env.logger.warning("container logs unavailable", metadata: ["error": "\(error)"])
+                close(outPipe[0]); close(errPipe[0])
+            }
+        }
+        defer {
+            if outPipe[1] >= 0 { close(outPipe[1]) }
+            if errPipe[1] >= 0 { close(errPipe[1]) }
+        }
+        run.observation.image = (try? ImageReference.normalize(imageText)) ?? imageText
+        run.observation.imageID = image.repoDigest
+        let containerID = Self.newContainerID()
+        do {
+            let state = try await env.launcher.start(spec, specPath: directories.spec, stdio: stdio)
+            guard case .running(let shim, let hostPID1) = state else { return }
+            run.observation.restartCount = restartCount
+            run.observation.state = .running(containerID: containerID, startedAt: env.now())
+            run.shim = shim
+            run.hostPID1 = hostPID1
+            run.logWriter = writer
+            run.stopSignal = Self.signalNumber(image.config.stopSignal) ?? SIGTERM
+            run.waiter = Task { [launcher = env.launcher] in
+                let ended = await launcher.wait(pid: shim)
+                if case .exited(let code) = ended { self.exited(name, containerID: containerID, code: code) }
+            }
+            runs[name] = run
+            saveState()
+            env.events.record(pod, component: "kubelet", reason: "Created", message: "Created container \(name)")
+            env.events.record(pod, component: "kubelet", reason: "Started", message: "Started container \(name)")
+        } catch {
+            writer?.stop()
+            runs[name] = run
+            startFailed(name, restartCount: restartCount, message: "\(error)")
+        }
+    }
+
+    func configError(_ name: String, _ message: String) {
+        runs[name]?.observation.state = .waiting(reason: "CreateContainerConfigError", message: message)
+        env.events.record(pod, component: "kubelet", type: "Warning", reason: "Failed", message: "Error: \(message)")
+        scheduleSync(at: env.now() + 10)
+    }
+
+    /// The runtime could not start the process: a terminated run with reason StartError and exit
+    /// code 128 (containerd's report), restarted by the policy with back-off like a crash.
+    func startFailed(_ name: String, restartCount: Int, message: String) {
+        let now = env.now()
+        try? env.cgroups.remove(pod: uid, container: name)
+        runs[name]?.observation.restartCount = restartCount
+        runs[name]?.observation.state = .exited(ContainerTermination(
+            containerID: Self.newContainerID(), exitCode: 128, reason: "StartError", message: message,
+            startedAt: now, finishedAt: now))
+        env.events.record(pod, component: "kubelet", type: "Warning", reason: "Failed", message: "Error: \(message)")
+        requestSync()
+    }
+
+    /// The shim of this run exited with PID 1's status.
+    func exited(_ name: String, containerID: String, code: Int32) {
+        guard var run = runs[name], case .running(let id, let startedAt) = run.observation.state, id == containerID else { return }
+        let oomKilled = ((try? env.cgroups.stats(pod: uid, container: name))?.oomKills ?? 0) > 0
+        try? env.cgroups.remove(pod: uid, container: name)
+        run.logWriter?.stop()
+        run.logWriter = nil
+        let directories = paths.container(name, attempt: run.attempts)
+        var message = (try? String(contentsOfFile: directories.terminationLog, encoding: .utf8)).map { String($0.prefix(4096)) }
+        if message?.isEmpty == true { message = nil }
+        run.observation.state = .exited(ContainerTermination(
+            containerID: id, exitCode: code, signal: code > 128 && code < 160 ? code - 128 : nil, message: message,
+            startedAt: startedAt, finishedAt: env.now(), oomKilled: oomKilled))
+        run.shim = nil
+        run.hostPID1 = nil
+        run.waiter = nil
+        runs[name] = run
+        saveState()
+        requestSync()
+    }
+
+    /// Kills one run (a failed liveness or startup probe), then lets the sync restart it.
+    func kill(container name: String, containerID: String, grace: Int64, message: String) async {
+        guard let run = runs[name], case .running(let id, _) = run.observation.state, id == containerID else { return }
+        env.events.record(pod, component: "kubelet", reason: "Killing", message: message)
+        await stop(names: [name], grace: Double(grace))
+    }
+
+    /// Sends each named running container its stop signal, waits up to `grace` seconds, then
+    /// SIGKILLs the shims of those still running (PID 1 dies with its shim) and waits for them.
+    func stop(names: [String], grace: Double) async {
+        var waiters: [Task<Void, Never>] = []
+        for name in names {
+            guard let run = runs[name], let shim = run.shim else { continue }
+            _ = Glibc.kill(shim, grace > 0 ? run.stopSignal : SIGKILL)
+            if let w = run.waiter { waiters.append(w) }
+        }
+        let deadline = env.now() + grace
+        while env.now() < deadline && names.contains(where: { runs[$0]?.shim != nil }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for name in names {
+            if let shim = runs[name]?.shim { _ = Glibc.kill(shim, SIGKILL) }
+        }
+        for w in waiters { await w.value }
+    }
+
+    func stopAll(grace: Double) async {
+        await stop(names: Array(runs.keys), grace: grace)
+    }
+
+    // MARK: termination
+
+    func terminate() async {
+        let grace: Double
+        if gone {
+            grace = 2
+        } else {
+            grace = Double(pod[path: "metadata", "deletionGracePeriodSeconds"]?.intValue
+                           ?? pod[path: "spec", "terminationGracePeriodSeconds"]?.intValue ?? 30)
+        }
+        wakeUp?.cancel()
+        let running = runs.filter { $0.value.shim != nil }.map(\.key)
+        for name in running {
+            env.events.record(pod, component: "kubelet", reason: "Killing", message: "Stopping container \(name)")
+        }
+        await stop(names: running, grace: grace)
+        await env.probes.remove(podUID: uid)
+        terminal = true
+        tearDown(removeLogs: true)
+        if !gone {
+            await writeStatus()
+            do {
+                _ = try await env.client.delete(Resources.pods, namespace: pod.namespace, name: pod.name ?? "",
+                                                options: DeleteOptions(preconditionUID: uid, gracePeriodSeconds: 0))
+            } catch {
+                if error.code != 404 && error.code != 409 {
+                    env.logger.warning("could not delete the terminated pod", metadata: ["pod": "\(pod.name ?? "")", "error": "\(error.message)"])
+                }
+            }
+        }
+        finished = true
+        onFinished?(uid)
+    }
+
+    /// Removes what the pod made on the host: its address and veth, its namespaces, its cgroups
+    /// and its directory; its logs too when the pod itself is going away.
+    func tearDown(removeLogs: Bool) {
+        if sandboxCreated {
+            let sandbox = SandboxNamespaces(directory: paths.namespaces)
+            if pod[path: "spec", "hostNetwork"]?.boolValue != true {
+                do { try env.network.detach(podUID: uid, netnsPath: sandbox.network) } catch {
+                    env.logger.warning("pod network teardown", metadata: ["uid": "\(uid)", "error": "\(error)"])
+                }
+            }
+        }
+        do { try SandboxSetup.destroy(directory: paths.namespaces) } catch {
+            env.logger.warning("pod sandbox teardown", metadata: ["uid": "\(uid)", "error": "\(error)"])
+        }
+        sandboxCreated = false
+        context = nil
+        try? env.cgroups.removePod(uid)
+        try? FileManager.default.removeItem(atPath: paths.directory)
+        if removeLogs {
+            try? FileManager.default.removeItem(atPath: env.logLocation(pod: pod, container: "").podDirectory)
+        }
+    }
+
+    // MARK: status
+
+    func writeStatus() async {
+        let deleting = gone || pod.deletionTimestamp != nil
+        let snapshot = PodRuntimeSnapshot(
+            sandboxReady: sandboxCreated && context != nil,
+            podIPs: podIP.map { [$0] } ?? [],
+            hostIPs: [env.settings.nodeIP],
+            containers: runs.values.map(\.observation),
+            probes: await env.probes.results(podUID: uid),
+            podIsTerminal: terminal || deleting)
+        for attempt in 0..<4 {
+            let status = PodStatusBuilder.build(pod: pod, runtime: snapshot, now: env.now())
+            if status == pod["status"] { return }
+            var updated = pod
+            updated["status"] = status
+            do {
+                pod = try await env.client.update(Resources.pods, updated, subresource: "status", manager: "kubelet")
+                if !deleting && !terminal { await env.probes.update(pod: pod) }
+                return
+            } catch {
+                if error.code == 404 {
+                    gone = true
+                    return
+                }
+                guard error.code == 409, attempt < 3,
+                      let fresh = try? await env.client.get(Resources.pods, namespace: pod.namespace, name: pod.name ?? "", subresource: nil),
+                      fresh.uid == uid
+                else {
+                    env.logger.warning("pod status update failed", metadata: ["pod": "\(pod.name ?? "")", "error": "\(error.message)"])
+                    return
+                }
+                pod = fresh
+            }
+        }
+    }
+
+    // MARK: queries for the agent
+
+    /// PID 1 of the container's current run, for exec.
+    func hostPID1(container: String) -> Int32? { runs[container]?.hostPID1 }
+
+    /// Whether the container's current run may still write to its log.
+    func isWriting(container: String) -> Bool { runs[container]?.logWriter != nil }
+
+    /// The shims this pod has running, written where a restarted agent finds them.
+    func saveState() {
+        let shims = runs.values.compactMap(\.shim)
+        let text = "{\"shims\":[" + shims.map(String.init).joined(separator: ",") + "]}"
+        try? text.write(toFile: paths.stateFile, atomically: true, encoding: .utf8)
+    }
+
+    static func newContainerID() -> String {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// "SIGQUIT", "QUIT" or "3" as a number, for the signals the shim forwards.
+    static func signalNumber(_ name: String?) -> Int32? {
+        guard var name = name?.uppercased() else { return nil }
+        if let n = Int32(name) { return n }
+        if name.hasPrefix("SIG") { name.removeFirst(3) }
+        let known: [String: Int32] = ["HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "TERM": SIGTERM,
+                                      "USR1": SIGUSR1, "USR2": SIGUSR2, "WINCH": SIGWINCH]
+        return known[name]
+    }
+}
