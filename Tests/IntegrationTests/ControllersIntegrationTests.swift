@@ -2,52 +2,11 @@ import Foundation
 import Testing
 
 /// The Services chapter's exercises and the workload commands around them, with the real
-/// kubectl against a real `labnode up` in a private netns. No node agent runs pods yet in
-/// these tests: `FakeKubelet` reports pods Running and Ready the way a kubelet's status
-/// update would, so controllers see exactly what they would see on a node.
+/// kubectl against a real `labnode up` in a private netns, whose node agent runs the pods.
 @Suite("controllers through kubectl", .serialized, .enabled(if: Capability.canCreateNetns && Capability.hasBinary))
 struct ControllersIntegrationTests {
     /// The machine's kubectl, the oldest supported and the newest.
     static let versions: [String?] = [nil, "1.27", "1.37"]
-
-    /// Plays the kubelet's status updates: gives each pod matching `selector` that is not yet
-    /// Ready an address and the Running phase and Ready condition.
-    final class FakeKubelet: @unchecked Sendable {
-        let c: ClusterFixture
-        let namespace: String
-        var nextIP = 2
-
-        init(c: ClusterFixture, namespace: String) {
-            self.c = c
-            self.namespace = namespace
-        }
-
-        @discardableResult
-        func markReady(_ selector: String = "") throws -> Int {
-            var args = ["get", "pods", "-n", namespace, "-o",
-                        "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.metadata.deletionTimestamp}{\"\\n\"}{end}"]
-            if !selector.isEmpty { args += ["-l", selector] }
-            let list = try c.kubectl(nil, args)
-            var marked = 0
-            for line in list.out.split(separator: "\n") {
-                let fields = line.split(separator: " ").map(String.init)
-                guard fields.count == 2, fields[1] != "Running" else { continue }
-                let name = fields[0]
-                let ip = "10.244.0.\(nextIP)"
-                nextIP += 1
-                let now = ISO8601DateFormatter().string(from: Date())
-                let status = """
-                    {"status":{"phase":"Running","podIP":"\(ip)","podIPs":[{"ip":"\(ip)"}],"hostIP":"\(c.nodeIP)","startTime":"\(now)",
-                    "conditions":[{"type":"Ready","status":"True","lastTransitionTime":"\(now)"},
-                    {"type":"ContainersReady","status":"True","lastTransitionTime":"\(now)"},
-                    {"type":"PodScheduled","status":"True","lastTransitionTime":"\(now)"}]}}
-                    """
-                let r = try c.kubectl(nil, ["patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", status])
-                if r.code == 0 { marked += 1 }
-            }
-            return marked
-        }
-    }
 
     static func skipIfMissing(_ version: String?) -> Bool {
         guard TestPaths.kubectl(version) != nil else {
@@ -103,8 +62,7 @@ struct ControllersIntegrationTests {
         }
         // The deployment's pods exist as objects and, once "running", become the service's endpoints.
         #expect(Self.eventually { (try? ok("get", "pods", "-l", "app=nginx", "-o", "name"))?.contains("pod/nginx-") == true })
-        _ = try FakeKubelet(c: c, namespace: "default").markReady("app=nginx")
-        #expect(Self.eventually {
+        #expect(Self.eventually(30) {
             let ep = (try? c.kubectl(version, ["get", "endpoints", "nginx"]).out) ?? ""
             return ep.contains("10.244.0.") && ep.contains(":80")
         })
@@ -142,16 +100,16 @@ struct ControllersIntegrationTests {
         }
         _ = try ok("create", "service", "clusterip", "web", "--tcp=80:80")
         _ = try ok("set", "selector", "service", "web", "app=web,version=v1")
-        let kubelet = FakeKubelet(c: c, namespace: "default")
-        #expect(Self.eventually { (try? kubelet.markReady("app=web")) ?? 0 >= 0
-            && ((try? c.kubectl(nil, ["get", "pods", "-l", "app=web", "--no-headers"]).out) ?? "").split(separator: "\n").count == 4 })
-        _ = try kubelet.markReady("app=web")
+        #expect(Self.eventually(30) {
+            ((try? c.kubectl(nil, ["get", "pods", "-l", "app=web", "--no-headers"]).out) ?? "")
+                .split(separator: "\n").filter { $0.contains("Running") }.count == 4
+        })
         func endpointPods() throws -> Set<String> {
             let out = try c.kubectl(nil, ["get", "endpoints", "web", "-o",
                                           "jsonpath={range .subsets[*].addresses[*]}{.targetRef.name}{\"\\n\"}{end}"]).out
             return Set(out.split(separator: "\n").map(String.init))
         }
-        #expect(Self.eventually { ((try? endpointPods()) ?? []).count == 2 && ((try? endpointPods()) ?? []).allSatisfy { $0.hasPrefix("web-v1-") } },
+        #expect(Self.eventually(30) { ((try? endpointPods()) ?? []).count == 2 && ((try? endpointPods()) ?? []).allSatisfy { $0.hasPrefix("web-v1-") } },
                 "\((try? endpointPods()) ?? [])")
         _ = try ok("set", "selector", "service", "web", "app=web,version=v2")
         #expect(Self.eventually { ((try? endpointPods()) ?? []).count == 2 && ((try? endpointPods()) ?? []).allSatisfy { $0.hasPrefix("web-v2-") } },
@@ -173,22 +131,8 @@ struct ControllersIntegrationTests {
             #expect(r.code == 0, "kubectl \(args.joined(separator: " ")): \(r)", sourceLocation: sourceLocation)
             return r.out
         }
-        let kubelet = FakeKubelet(c: c, namespace: "lab")
-        /// Runs a blocking `kubectl rollout status` on its own thread (not a Task: test bodies
-        /// block the few cooperative threads) while playing the kubelet until it returns.
         func rolloutStatus() throws -> Command.Result {
-            let box = ResultBox()
-            let thread = Thread {
-                box.set((try? c.kubectl(version, ["rollout", "status", "deployment/web", "-n", "lab", "--timeout=60s"], timeout: 90))
-                    ?? Command.Result(code: -1, out: "", err: "kubectl could not run"))
-            }
-            thread.start()
-            let deadline = Date().addingTimeInterval(90)
-            while Date() < deadline && box.get() == nil {
-                _ = try kubelet.markReady()
-                usleep(200_000)
-            }
-            return box.get() ?? Command.Result(code: -1, out: "", err: "rollout status did not finish")
+            try c.kubectl(version, ["rollout", "status", "deployment/web", "-n", "lab", "--timeout=60s"], timeout: 90)
         }
 
         _ = try ok("create", "namespace", "lab")
@@ -199,7 +143,7 @@ struct ControllersIntegrationTests {
         #expect(try ok("scale", "deployment", "web", "--replicas=5", "-n", "lab").contains("scaled"))
         #expect(Self.eventually { (try? ok("get", "pods", "-n", "lab", "--no-headers"))?.split(separator: "\n").count == 5 })
         _ = try ok("scale", "deployment", "web", "--replicas=2", "-n", "lab")
-        #expect(Self.eventually { (try? ok("get", "pods", "-n", "lab", "--no-headers"))?.split(separator: "\n").count == 2 })
+        #expect(Self.eventually(30) { (try? ok("get", "pods", "-n", "lab", "--no-headers"))?.split(separator: "\n").count == 2 })
 
         _ = try ok("set", "image", "deployment/web", "nginx=nginx:1.25", "-n", "lab")
         let second = try rolloutStatus()
@@ -217,7 +161,7 @@ struct ControllersIntegrationTests {
 
         // Deleting the deployment takes its ReplicaSets and pods with it.
         _ = try ok("delete", "deployment", "web", "-n", "lab")
-        #expect(Self.eventually {
+        #expect(Self.eventually(30) {
             let all = (try? c.kubectl(version, ["get", "rs,pods", "-n", "lab", "--no-headers"]))
             return all?.out.isEmpty == true && all?.code == 0
         })
@@ -249,7 +193,7 @@ extension ControllersIntegrationTests {
             ((try? c.kubectl(nil, ["get", what, "--no-headers"]).out) ?? "").split(separator: "\n").count
         }
         _ = try ok("create", "deployment", "web", "--image=nginx", "--replicas=2")
-        #expect(Self.eventually { count("pods") == 2 })
+        #expect(Self.eventually(30) { count("pods") == 2 })
         _ = try ok("delete", "deployment", "web", "--cascade=orphan")
         usleep(500_000)
         #expect(count("rs") == 1 && count("pods") == 2, "orphaned ReplicaSet and pods stay")
@@ -257,7 +201,7 @@ extension ControllersIntegrationTests {
         #expect(owners.isEmpty, "the reference to the deleted Deployment is removed: \(owners)")
         let rs = try ok("get", "rs", "-o", "name")
         _ = try ok("delete", rs.trimmingCharacters(in: .whitespacesAndNewlines), "--cascade=foreground")
-        #expect(Self.eventually { count("rs") == 0 && count("pods") == 0 })
+        #expect(Self.eventually(30) { count("rs") == 0 && count("pods") == 0 })
 
         // Addresses and ports are still known to be taken after a restart.
         let svc = try ok("create", "service", "nodeport", "keep", "--tcp=80:80")
@@ -271,12 +215,4 @@ extension ControllersIntegrationTests {
         let samePort = try c.kubectl(nil, ["create", "service", "nodeport", "again2", "--tcp=80:80", "--node-port=\(port)"])
         #expect(samePort.code != 0 && samePort.err.contains("provided port is already allocated"), "\(samePort)")
     }
-}
-
-/// A value handed from a detached task to the test thread.
-final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Command.Result?
-    func set(_ v: Command.Result?) { lock.lock(); value = v; lock.unlock() }
-    func get() -> Command.Result? { lock.lock(); defer { lock.unlock() }; return value }
 }
