@@ -74,6 +74,35 @@ struct NodeAgentIntegrationTests {
             #expect(pods.contains("Completed"), "\(pods)")
             let events = try Self.ok(c, ["get", "events", "--field-selector", "involvedObject.name=busybox"])
             #expect(events.contains("Scheduled") && events.contains("Started"), "\(events)")
+
+            // An init container fills an emptyDir the app container reads; env from a ConfigMap.
+            _ = try Self.ok(c, ["create", "configmap", "greeting", "--from-literal=WORD=salut"])
+            let initPod = """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: staged}
+                spec:
+                  restartPolicy: Never
+                  volumes: [{name: shared, emptyDir: {}}]
+                  initContainers:
+                  - {name: prepare, image: busybox, command: ["sh", "-c", "echo prepared > /work/state"],
+                     volumeMounts: [{name: shared, mountPath: /work}]}
+                  containers:
+                  - name: app
+                    image: busybox
+                    command: ["sh", "-c", "cat /work/state; echo word=$WORD; echo svc=$KUBERNETES_SERVICE_HOST"]
+                    envFrom: [{configMapRef: {name: greeting}}]
+                    volumeMounts: [{name: shared, mountPath: /work}]
+                """
+            _ = try Self.ok(c, ["create", "-f", "-"], stdin: initPod)
+            #expect(Self.eventually { Self.jsonpath(c, "staged", "{.status.phase}") == "Succeeded" },
+                    "\(Self.jsonpath(c, "staged", "{.status}"))")
+            let staged = try Self.ok(c, ["logs", "staged"])
+            #expect(staged.contains("prepared") && staged.contains("word=salut") && staged.contains("svc=10.96.0.1"), "\(staged)")
+            #expect(Self.jsonpath(c, "staged", "{.status.initContainerStatuses[0].state.terminated.reason}") == "Completed")
+            // Pods reach past the node through a masquerade rule in the node's netns.
+            let nat = try c.inNetns(["iptables", "-t", "nat", "-S", "POSTROUTING"])
+            #expect(nat.out.contains("-s 10.244.0.0/24 ! -d 10.244.0.0/16 ! -o cni0") && nat.out.contains("MASQUERADE"), "\(nat)")
         }
     }
 
@@ -170,11 +199,32 @@ struct NodeAgentIntegrationTests {
                   terminationGracePeriodSeconds: 1
                 """
             _ = try Self.ok(c, ["create", "-f", "-"], stdin: pod)
+            // A liveness probe that starts failing after 3 s gets the container restarted.
+            let sick = """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: sick}
+                spec:
+                  terminationGracePeriodSeconds: 1
+                  containers:
+                  - name: app
+                    image: busybox
+                    command: ["sh", "-c", "touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 3600"]
+                    livenessProbe:
+                      exec: {command: ["cat", "/tmp/healthy"]}
+                      periodSeconds: 1
+                      failureThreshold: 2
+                """
+            _ = try Self.ok(c, ["create", "-f", "-"], stdin: sick)
             _ = try Self.ok(c, ["run", "picky", "--image=busybox", "--overrides", #"{"spec":{"nodeSelector":{"disk":"ssd"}}}"#, "--", "sleep", "60"])
             #expect(Self.eventually { Self.jsonpath(c, "slow", "{.status.phase}") == "Running" })
             #expect(Self.jsonpath(c, "slow", "{.status.conditions[?(@.type==\"Ready\")].status}") == "False")
             #expect(Self.eventually(20) { Self.jsonpath(c, "slow", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True" })
             #expect(Self.jsonpath(c, "picky", "{.status.phase}") == "Pending")
+            #expect(Self.eventually(20) { Self.jsonpath(c, "sick", "{.status.containerStatuses[0].restartCount}") == "1" },
+                    "\(Self.jsonpath(c, "sick", "{.status}"))")
+            let sickEvents = try Self.ok(c, ["get", "events", "--field-selector", "involvedObject.name=sick"])
+            #expect(sickEvents.contains("Unhealthy") && sickEvents.contains("failed liveness probe"), "\(sickEvents)")
             #expect(Self.eventually(10) {
                 (try? c.kubectl(nil, ["get", "events", "--field-selector", "involvedObject.name=picky"]).out)?.contains("FailedScheduling") == true
             })
@@ -253,6 +303,8 @@ struct NodeAgentIntegrationTests {
             #expect(Self.shims(c).isEmpty)
             let bridge = try c.inNetns(["ip", "link", "show", "cni0"])
             #expect(bridge.code != 0, "the bridge is still there")
+            let nat = try c.inNetns(["iptables", "-t", "nat", "-S", "POSTROUTING"])
+            #expect(!nat.out.contains("MASQUERADE"), "the masquerade rule is still there: \(nat)")
         }
     }
 

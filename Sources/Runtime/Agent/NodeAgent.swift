@@ -123,6 +123,9 @@ public final class NodeAgent: Sendable {
     public func run(onReady: @escaping @Sendable () -> Void) async throws {
         try recoverLeftovers()
         try podNetwork.ensureBridge(name: env.settings.bridgeName, gateway: podNetwork.gatewayCIDR)
+        do { try egress.ensure() } catch {
+            env.logger.warning("pods will not reach past the node", metadata: ["error": "\(error)"])
+        }
         try await registerNode()
         // The handler goes in before the informer lists, or the first pods would be missed.
         let (events, continuation) = AsyncStream.makeStream(of: InformerEvent.self)
@@ -151,6 +154,7 @@ public final class NodeAgent: Sendable {
             }
         }
         await env.probes.shutdown()
+        try? egress.remove()
         do { try podNetwork.removeBridge() } catch {
             env.logger.warning("could not remove the pod bridge", metadata: ["error": "\(error)"])
         }
@@ -204,6 +208,10 @@ public final class NodeAgent: Sendable {
     // MARK: node
 
     var podCIDR: String { "\(podNetwork.ipam.subnet)" }
+
+    var egress: PodEgress {
+        PodEgress(podSubnet: podCIDR, clusterCIDR: env.settings.clusterCIDR, bridge: env.settings.bridgeName)
+    }
 
     func registerNode() async throws {
         let name = env.settings.nodeName

@@ -50,6 +50,13 @@ actor PodWorker {
     var syncPending = false
     var wakeUp: Task<Void, Never>?
     var onFinished: (@Sendable (String) -> Void)?
+    /// Step timings of the pod's start, logged at debug level once its first status is written.
+    var timings: [(String, ContinuousClock.Instant)] = [("sync", .now)]
+    var timingsLogged = false
+
+    func mark(_ step: String) {
+        if !timingsLogged { timings.append((step, .now)) }
+    }
 
     init(env: AgentEnvironment, pod: JSON, onFinished: @escaping @Sendable (String) -> Void) {
         self.env = env
@@ -255,6 +262,7 @@ actor PodWorker {
                 try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
                 _ = try await SandboxSetup.create(directory: paths.namespaces, hostname: PodFiles.hostname(pod))
                 sandboxCreated = true
+                mark("namespaces")
             }
             let sandbox = SandboxNamespaces(directory: paths.namespaces)
             if hostNetwork {
@@ -262,8 +270,10 @@ actor PodWorker {
             } else if podIP == nil {
                 let address = try env.network.attach(podUID: uid, netnsPath: sandbox.network)
                 podIP = address.address.description
+                mark("network")
             }
             let token = try await serviceAccountToken()
+            mark("token")
             let namespace = pod.namespace ?? "default"
             let configMaps = try await env.client.items(Resources.configMaps, namespace: namespace)
             let secrets = try await env.client.items(Resources.secrets, namespace: namespace)
@@ -273,6 +283,7 @@ actor PodWorker {
                                          caCertificatePEM: env.settings.caCertificatePEM,
                                          configMaps: Self.byName(configMaps), secrets: Self.byName(secrets))
             context = try PodFiles.prepare(pod: pod, paths: paths, sandbox: sandbox, inputs: inputs)
+            mark("files")
             return true
         } catch {
             let message = "\(error)"
@@ -316,6 +327,7 @@ actor PodWorker {
         let image: ResolvedImage
         do {
             image = try await env.images.resolve(imageText)
+            mark("image")
             backoff.reset(key: imageKey)
             run.imageError = nil
         } catch {
@@ -360,6 +372,7 @@ actor PodWorker {
         let variables: [(String, String)]
         do {
             variables = try PodEnvironment.make(pod: pod, container: container, sources: sources)
+            mark("env")
         } catch {
             configError(name, error.message)
             return
@@ -416,7 +429,9 @@ actor PodWorker {
         run.observation.imageID = image.repoDigest
         let containerID = Self.newContainerID()
         do {
+            mark("spec")
             let state = try await env.launcher.start(spec, specPath: directories.spec, stdio: stdio)
+            mark("started \(name)")
             guard case .running(let shim, let hostPID1) = state else { return }
             run.observation.restartCount = restartCount
             run.observation.state = .running(containerID: containerID, startedAt: env.now())
@@ -584,6 +599,17 @@ actor PodWorker {
             updated["status"] = status
             do {
                 pod = try await env.client.update(Resources.pods, updated, subresource: "status", manager: "kubelet")
+                if !timingsLogged && status["phase"]?.stringValue == "Running" {
+                    mark("status")
+                    timingsLogged = true
+                    var previous = timings[0].1
+                    let steps = timings.dropFirst().map { step, at -> String in
+                        defer { previous = at }
+                        return "\(step) \(Self.milliseconds(at - previous))"
+                    }
+                    env.logger.debug("pod started", metadata: ["pod": "\(pod.namespace ?? "")/\(pod.name ?? "")",
+                                                              "ms": "\(steps.joined(separator: ", "))"])
+                }
                 if !deleting && !terminal { await env.probes.update(pod: pod) }
                 return
             } catch {
@@ -616,6 +642,11 @@ actor PodWorker {
         let shims = runs.values.compactMap(\.shim)
         let text = "{\"shims\":[" + shims.map(String.init).joined(separator: ",") + "]}"
         try? text.write(toFile: paths.stateFile, atomically: true, encoding: .utf8)
+    }
+
+    static func milliseconds(_ d: Duration) -> String {
+        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        return String(format: "%.1f", ms)
     }
 
     static func newContainerID() -> String {
