@@ -18,8 +18,10 @@ test:
 down:
 	/usr/local/bin/labnode down
 
-# API and controller figures against nginx and etcd in the same run (installs the peers first).
+# API, controller and node agent figures against nginx, etcd and crun in the same run
+# (installs the peers first).
 bench:
 	scripts/setup --bench
 	Benchmarks/api.sh
 	Benchmarks/controllers.sh
+	Benchmarks/pods.sh
