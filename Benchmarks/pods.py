@@ -4,7 +4,8 @@
 
 1. 20 busybox pods one after another: from the POST of each until a watch reports it Running;
 2. 100 busybox pods POSTed at once (16 clients): from the first POST until all are Running;
-3. the daemon's RSS with no pods and with 20 sleeping pods, and the pods' shims' RSS.
+3. the daemon's RSS with no pods and with 21 sleeping pods, and every other labnode process
+   (shims, standby inits) with its private memory.
 Prints one JSON object.
 """
 import http.client, json, os, ssl, sys, threading, time
@@ -92,18 +93,33 @@ def rss_kb(pid):
     return 0
 
 
-def shims():
+def labnode_helpers():
+    """labnode processes besides the daemon (a standby init; shims exit once a container runs)."""
     out = []
     for p in os.listdir("/proc"):
-        if not p.isdigit():
+        if not p.isdigit() or int(p) == daemon_pid:
             continue
         try:
             args = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
+            stat = open("/proc/%s/stat" % p).read()
         except OSError:
             continue
-        if len(args) > 3 and args[1] == b"init" and args[2] == b"container" and args[3].startswith(data_dir.encode()):
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if len(args) > 2 and args[1] == b"init" and ppid == daemon_pid:
             out.append(int(p))
     return out
+
+
+def private_kb(pid):
+    """Memory only this process holds (Private_Clean + Private_Dirty): what one more shim costs."""
+    total = 0
+    try:
+        for line in open("/proc/%d/smaps_rollup" % pid):
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    except OSError:
+        pass
+    return total
 
 
 def pct(values, q):
@@ -128,8 +144,9 @@ for i in range(20):
 # 21 sleeping pods now (warm + 20): the idle overhead.
 time.sleep(3)
 rss_with_pods = rss_kb(daemon_pid)
-shim_pids = shims()
+shim_pids = labnode_helpers()
 shim_rss = sum(rss_kb(p) for p in shim_pids)
+shim_private = sum(private_kb(p) for p in shim_pids)
 delete_all_and_wait()
 time.sleep(3)
 rss_without_pods = rss_kb(daemon_pid)
@@ -149,6 +166,7 @@ print(json.dumps({
     "burst_100_all_running_ms": round(burst_ms) if burst_ms else None,
     "daemon_rss_kb_no_pods": rss_without_pods,
     "daemon_rss_kb_21_pods": rss_with_pods,
-    "shims": len(shim_pids),
-    "shim_rss_kb_total": shim_rss,
+    "helpers": len(shim_pids),
+    "helper_rss_kb_total": shim_rss,
+    "helper_private_kb_total": shim_private,
 }))

@@ -90,7 +90,7 @@ print("| same, p99 | %s ms | %s ms (max) | %s | < 150 ms |" % (d["create_to_runn
 print("| 100 pods created at once -> all Running | %s ms | | | < 5000 ms |" % d["burst_100_all_running_ms"])
 delta = (d["daemon_rss_kb_21_pods"] - d["daemon_rss_kb_no_pods"]) / 1024
 print("| daemon RSS with 21 sleeping pods minus without | %.1f MB (%d -> %d KiB) | | | < 10 MB |" % (delta, d["daemon_rss_kb_no_pods"], d["daemon_rss_kb_21_pods"]))
-print("| the pods' shims (one per container), RSS total | %.1f MB for %d | | | |" % (d["shim_rss_kb_total"] / 1024, d["shims"]))
+print("| other labnode processes (standby init; no shim per container): RSS / private | %.1f / %.1f MB for %d | | | |" % (d["helper_rss_kb_total"] / 1024, d["helper_private_kb_total"] / 1024, d["helpers"]))
 print("\nlabnode's figure includes the API request, scheduling, the status write and the watch event;")
 print("crun's includes none of those (it is the runtime floor a kubelet would add to).")
 PY

@@ -286,8 +286,8 @@ struct NodeAgentIntegrationTests {
         try Self.withCluster { c in
             _ = try Self.ok(c, ["run", "survivor", "--image=busybox", "--", "sleep", "3600"])
             #expect(Self.eventually { Self.jsonpath(c, "survivor", "{.status.phase}") == "Running" })
-            let oldShims = Self.shims(c)
-            #expect(!oldShims.isEmpty)
+            let oldContainers = Self.containerProcesses(c)
+            #expect(!oldContainers.isEmpty)
             if let pid = c.pid() { kill(pid, SIGKILL) }
             usleep(200_000)
             let up = try c.up()
@@ -297,10 +297,11 @@ struct NodeAgentIntegrationTests {
                     && Self.jsonpath(c, "survivor", "{.status.phase}") == "Running"
                     && Self.jsonpath(c, "survivor", "{.status.containerStatuses[0].state.running.startedAt}").isEmpty == false
             }, "\(Self.jsonpath(c, "survivor", "{.status}"))")
-            let alive = Set(Self.shims(c))
-            for pid in oldShims { #expect(!alive.contains(pid), "the old container \(pid) still runs") }
+            for pid in oldContainers { #expect(!Self.isRunning(pid), "the old container \(pid) still runs") }
+            let newContainers = Self.containerProcesses(c)
+            #expect(!newContainers.isEmpty)
             #expect(try c.labnode(["down"], timeout: 40).code == 0)
-            #expect(Self.shims(c).isEmpty)
+            for pid in newContainers { #expect(!Self.isRunning(pid), "container \(pid) outlived down") }
             let bridge = try c.inNetns(["ip", "link", "show", "cni0"])
             #expect(bridge.code != 0, "the bridge is still there")
             let nat = try c.inNetns(["iptables", "-t", "nat", "-S", "POSTROUTING"])
@@ -308,14 +309,23 @@ struct NodeAgentIntegrationTests {
         }
     }
 
-    /// The container shims (`labnode init container`) whose spec is in this cluster's data dir.
-    static func shims(_ c: ClusterFixture) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { pid in
-            // A zombie (its parent died and PID 1 here may not reap) has an empty cmdline.
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let args = String(decoding: data, as: UTF8.self).split(separator: "\0")
-            return args.count > 3 && args[1] == "init" && args[2] == "container" && args[3].hasPrefix(c.dataDir + "/")
-        }
+    /// The containers' PID 1s this cluster's agent recorded (`pods/*/state.json`) that still run.
+    static func containerProcesses(_ c: ClusterFixture) -> [Int32] {
+        let root = c.dataDir + "/pods"
+        let pods = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return pods.flatMap { uid -> [Int32] in
+            guard let data = FileManager.default.contents(atPath: "\(root)/\(uid)/state.json"),
+                  let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let containers = json["containers"] as? [[String: Any]] else { return [] }
+            return containers.compactMap { ($0["pid"] as? Int).map(Int32.init) }
+        }.filter(isRunning)
+    }
+
+    /// The process exists and is not a zombie (PID 1 of this machine may not reap orphans).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return false }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return false }
+        return text[text.index(after: close)...].dropFirst().first != "Z"
     }
 }

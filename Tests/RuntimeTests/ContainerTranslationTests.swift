@@ -190,3 +190,12 @@ private func J(_ json: JSON) -> JSON { json }
         #expect(ImageProvider.isRecipeTag(tag) == expected)
     }
 }
+
+@Suite struct StandbyInitTests {
+    /// A standby init decodes this before it waits; if the format drifted the warm-up would
+    /// silently do nothing, so it must stay a valid spec.
+    @Test func warmUpSpecDecodes() throws {
+        let spec = try JSONDecoder().decode(ContainerSpec.self, from: Data(ContainerInit.standbyWarmUp.utf8))
+        #expect(spec.process.args == ["true"])
+    }
+}

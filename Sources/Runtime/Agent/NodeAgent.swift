@@ -111,7 +111,7 @@ public final class NodeAgent: Sendable {
         self.podNetwork = network
         self.env = AgentEnvironment(
             settings: settings, client: client, events: events,
-            launcher: ContainerLauncher(executable: settings.executable),
+            launcher: ContainerLauncher(executable: settings.executable, standby: 1),
             cgroups: try CgroupManager(parent: "labnode", nestUnder: CgroupManager.currentCgroups()),
             network: network, images: ImageProvider(store: store, builder: builder),
             probes: ProbeManager(runner: runner), podRoot: data + "/pods", logRoot: data + "/logs",
@@ -121,6 +121,8 @@ public final class NodeAgent: Sendable {
     /// Cleans up after a previous agent, readies the bridge, registers the node, then runs until
     /// cancelled. `onReady` is called once the node is registered and pods are being synced.
     public func run(onReady: @escaping @Sendable () -> Void) async throws {
+        // Containers' PID 1s are adopted by the agent when their shims exit.
+        try ContainerLauncher.becomeSubreaper()
         try recoverLeftovers()
         try podNetwork.ensureBridge(name: env.settings.bridgeName, gateway: podNetwork.gatewayCIDR)
         do { try egress.ensure() } catch {
@@ -154,6 +156,7 @@ public final class NodeAgent: Sendable {
             }
         }
         await env.probes.shutdown()
+        await env.launcher.standby?.drain()
         try? egress.remove()
         do { try podNetwork.removeBridge() } catch {
             env.logger.warning("could not remove the pod bridge", metadata: ["error": "\(error)"])
@@ -251,20 +254,21 @@ public final class NodeAgent: Sendable {
 
     // MARK: recovery
 
-    /// Stops the containers a previous agent left running and removes every pod directory,
+    /// Stops the containers a previous agent left running (SIGKILL to each PID 1 ends its PID
+    /// namespace) and removes every pod directory,
     /// sandbox, veth and cgroup it made; then releases their addresses.
     func recoverLeftovers() throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: env.podRoot, withIntermediateDirectories: true)
         for uid in (try? fm.contentsOfDirectory(atPath: env.podRoot)) ?? [] {
             let paths = PodPaths(root: env.podRoot, uid: uid)
-            for pid in Self.leftoverShims(paths) {
+            for pid in Self.leftoverContainers(paths) {
                 _ = Glibc.kill(pid, SIGKILL)
             }
-            for pid in Self.leftoverShims(paths) {
+            for pid in Self.leftoverContainers(paths) {
                 // Not our children: wait for them to be gone before their namespaces are removed.
                 var waited = 0
-                while Self.isAlive(pid) && waited < 200 {
+                while ProcessIdentity.isAlive(pid) && waited < 200 {
                     usleep(10_000)
                     waited += 1
                 }
@@ -278,25 +282,16 @@ public final class NodeAgent: Sendable {
         _ = try podNetwork.ipam.reconcile(keep: [])
     }
 
-    /// True while `pid` exists and is not a zombie (an orphan's zombie lingers where PID 1
-    /// does not reap, as in some containers, but it holds no namespace or mount).
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return false }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return false }
-        let state = text[text.index(after: close)...].dropFirst().first
-        return state != "Z" && state != "X"
-    }
-
-    /// The shims in a pod's state file that are still labnode container inits of this pod
-    /// (a pid may have been reused since).
-    static func leftoverShims(_ paths: PodPaths) -> [Int32] {
+    /// The containers in a pod's state file that still run: same pid, same start time (a pid
+    /// may have been reused since).
+    static func leftoverContainers(_ paths: PodPaths) -> [Int32] {
         guard let text = try? String(contentsOfFile: paths.stateFile, encoding: .utf8),
               let json = try? JSON.parse(text) else { return [] }
-        return (json["shims"]?.arrayValue ?? []).compactMap(\.intValue).map { Int32(clamping: $0) }.filter { pid in
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let args = String(decoding: data, as: UTF8.self).split(separator: "\0").map(String.init)
-            return args.count >= 3 && args[1] == "init" && args[2] == "container" && args.contains { $0.hasPrefix(paths.directory + "/") }
+        return (json["containers"]?.arrayValue ?? []).compactMap { entry -> Int32? in
+            guard let pid = entry["pid"]?.intValue.map({ Int32(clamping: $0) }),
+                  let start = entry["start"]?.intValue, ProcessIdentity.isAlive(pid),
+                  ProcessIdentity.startTime(pid) == start else { return nil }
+            return pid
         }
     }
 
@@ -367,5 +362,29 @@ enum HostCommand {
             process.waitUntilExit()
             return .exited(code: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
         }
+    }
+}
+
+/// What /proc says about a process, to recognise one across a restart of the agent.
+enum ProcessIdentity {
+    /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+    static func startTime(_ pid: Int32) -> Int64? {
+        guard let fields = statFields(pid), fields.count > 19 else { return nil }
+        return Int64(fields[19])
+    }
+
+    /// True while `pid` exists and is not a zombie (an orphan's zombie lingers where PID 1
+    /// does not reap, as in some containers, but it holds no namespace or mount).
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard let state = statFields(pid)?.first else { return false }
+        return state != "Z" && state != "X"
+    }
+
+    /// The fields after the command name, which may itself hold spaces and parentheses.
+    static func statFields(_ pid: Int32) -> [Substring]? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: close)...].split(separator: " ")
     }
 }

@@ -16,7 +16,7 @@ public struct PodPaths: Sendable, Equatable {
     public var resolvConf: String { etc + "/resolv.conf" }
     public var serviceAccount: String { directory + "/serviceaccount" }
     public var volumes: String { directory + "/volumes" }
-    /// What the agent must know after a restart (the shims it started).
+    /// What the agent must know after a restart (the PID 1 of each running container).
     public var stateFile: String { directory + "/state.json" }
     public func container(_ name: String, attempt: Int) -> ContainerRunDirectories {
         ContainerRunDirectories(base: "\(directory)/containers/\(name)/\(attempt)")
@@ -184,6 +184,17 @@ public enum PodFiles {
         return PodContext(sandbox: sandbox, hostname: host, hostsFile: paths.hosts, hostnameFile: paths.hostname,
                           resolvConfFile: paths.resolvConf, serviceAccountDirectory: saDirectory,
                           volumes: volumes, readOnlyVolumes: readOnly)
+    }
+
+    /// (Re)writes /etc/hosts once the pod's address is known.
+    public static func writeHosts(pod: JSON, podIP: String?, clusterDomain: String,
+                                  paths: PodPaths) throws(ContainerTranslation.ConfigError) {
+        do {
+            try Data(hostsFile(pod: pod, podIP: podIP, clusterDomain: clusterDomain).utf8)
+                .write(to: URL(fileURLWithPath: paths.hosts))
+        } catch {
+            throw .init("writing \(paths.hosts): \(error.localizedDescription)")
+        }
     }
 
     typealias Writer = (String, String, Int) throws(ContainerTranslation.ConfigError) -> Void

@@ -17,9 +17,9 @@ import Networking
 actor PodWorker {
     struct ContainerRun {
         var observation: ContainerObservation
-        /// The shim's pid while the container runs (the process to signal and wait for).
+        /// The shim's pid while the container runs (it exits once the command runs; set means running).
         var shim: Int32?
-        /// PID 1 of the container as numbered on the host, for entering it.
+        /// PID 1 of the container as numbered on the host: the process to signal, wait for and enter.
         var hostPID1: Int32?
         /// How many runs were started, which names each run's directory.
         var attempts = 0
@@ -48,6 +48,8 @@ actor PodWorker {
     var finished = false
     var syncing = false
     var syncPending = false
+    /// Inits already forked into a container's cgroups while the sandbox is made (first start only).
+    var early: [String: EarlyInit] = [:]
     var wakeUp: Task<Void, Never>?
     var onFinished: (@Sendable (String) -> Void)?
     /// Step timings of the pod's start, logged at debug level once its first status is written.
@@ -158,7 +160,12 @@ actor PodWorker {
             return
         }
         if !sandboxCreated || context == nil {
-            guard await setUpSandbox() else {
+            // The early inits fork into their cgroups while the sandbox is being made.
+            let (needed, current, known) = (early.isEmpty, pod, runs)
+            async let claims = needed ? Self.beginEarlyStarts(pod: current, runs: known, env: env) : [:]
+            let ready = await setUpSandbox()
+            early.merge(await claims) { old, _ in old }
+            guard ready else {
                 await writeStatus()
                 return
             }
@@ -251,47 +258,100 @@ actor PodWorker {
         return true
     }
 
+    /// For a pod's first start, each container's init forks PID 1 into its cgroups right away
+    /// (a cgroup v1 move waits out an RCU grace period), overlapping the sandbox setup. Pods
+    /// with init containers start in order and skip this.
+    nonisolated static func beginEarlyStarts(pod: JSON, runs: [String: ContainerRun], env: AgentEnvironment) -> [String: EarlyInit] {
+        let spec = pod["spec"] ?? [:]
+        guard (spec["initContainers"]?.arrayValue ?? []).isEmpty else { return [:] }
+        var claims: [String: EarlyInit] = [:]
+        for container in (spec["containers"]?.arrayValue ?? []).prefix(4) {
+            guard let name = container["name"]?.stringValue, (runs[name]?.attempts ?? 0) == 0,
+                  runs[name]?.observation.lastTermination == nil,
+                  let paths = try? env.cgroups.create(pod: pod.uid ?? "", container: name,
+                                                      resources: ContainerTranslation.resources(container: container)),
+                  let claimed = try? env.launcher.startEarly(cgroupPaths: paths) else { continue }
+            claims[name] = claimed
+        }
+        return claims
+    }
+
+    /// Lets go of early inits that will not be used (the pod is going away, or a step failed).
+    func abandonEarly(_ names: [String]? = nil) {
+        for name in names ?? Array(early.keys) {
+            guard let claimed = early.removeValue(forKey: name) else { continue }
+            Task { [launcher = env.launcher] in await launcher.abandon(claimed) }
+        }
+    }
+
     // MARK: sandbox
 
     /// Namespaces, the pod's address on the bridge, and the pod's files. On failure everything
     /// made so far stays for the next attempt (each step is idempotent) and a Warning event says why.
     func setUpSandbox() async -> Bool {
         let hostNetwork = pod[path: "spec", "hostNetwork"]?.boolValue == true
+        let namespace = pod.namespace ?? "default"
+        // The API reads and the pod's files overlap the namespace and network work (which runs
+        // on threads of its own); only /etc/hosts waits for the address.
+        async let tokenRequest = Self.serviceAccountToken(pod: pod, client: env.client)
+        async let configMapList = env.client.items(Resources.configMaps, namespace: namespace)
+        async let secretList = env.client.items(Resources.secrets, namespace: namespace)
+        let (current, known, created) = (pod, podIP, sandboxCreated)
+        async let addressing = Self.makeSandbox(pod: current, paths: paths, env: env, knownIP: known,
+                                                namespacesExist: created, hostNetwork: hostNetwork)
         do {
-            if !sandboxCreated {
-                try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
-                _ = try await SandboxSetup.create(directory: paths.namespaces, hostname: PodFiles.hostname(pod))
-                sandboxCreated = true
-                mark("namespaces")
-            }
-            let sandbox = SandboxNamespaces(directory: paths.namespaces)
-            if hostNetwork {
-                podIP = env.settings.nodeIP
-            } else if podIP == nil {
-                let address = try env.network.attach(podUID: uid, netnsPath: sandbox.network)
-                podIP = address.address.description
-                mark("network")
-            }
-            let token = try await serviceAccountToken()
-            mark("token")
-            let namespace = pod.namespace ?? "default"
-            let configMaps = try await env.client.items(Resources.configMaps, namespace: namespace)
-            let secrets = try await env.client.items(Resources.secrets, namespace: namespace)
+            let token = try await tokenRequest
+            let configMaps = try await configMapList
+            let secrets = try await secretList
+            mark("api reads")
             let dns = PodDNS.forPod(pod, clusterDNS: env.settings.clusterDNS, clusterDomain: env.settings.clusterDomain,
                                     host: env.hostDNS)
-            let inputs = PodFiles.Inputs(dns: dns, podIP: podIP, clusterDomain: env.settings.clusterDomain, token: token,
+            let inputs = PodFiles.Inputs(dns: dns, podIP: nil, clusterDomain: env.settings.clusterDomain, token: token,
                                          caCertificatePEM: env.settings.caCertificatePEM,
                                          configMaps: Self.byName(configMaps), secrets: Self.byName(secrets))
-            context = try PodFiles.prepare(pod: pod, paths: paths, sandbox: sandbox, inputs: inputs)
+            let prepared = try PodFiles.prepare(pod: pod, paths: paths, sandbox: SandboxNamespaces(directory: paths.namespaces),
+                                                inputs: inputs)
             mark("files")
+            let (namespacesMade, address) = await addressing
+            sandboxCreated = sandboxCreated || namespacesMade
+            podIP = try address.get()
+            try PodFiles.writeHosts(pod: pod, podIP: podIP, clusterDomain: env.settings.clusterDomain, paths: paths)
+            mark("namespaces and network")
+            context = prepared
             return true
         } catch {
+            let (namespacesMade, address) = await addressing
+            sandboxCreated = sandboxCreated || namespacesMade
+            podIP = try? address.get()
             let message = "\(error)"
             env.logger.warning("pod sandbox setup failed", metadata: ["pod": "\(pod.namespace ?? "")/\(pod.name ?? "")", "error": "\(message)"])
             env.events.record(pod, component: "kubelet", type: "Warning", reason: "FailedCreatePodSandBox",
                               message: "Failed to create pod sandbox: \(message)")
             scheduleSync(at: env.now() + 2)
             return false
+        }
+    }
+
+    /// The sandbox's namespaces (unless they exist) and its address on the bridge (unless it
+    /// has one); says whether it made the namespaces, so a failure later still cleans them up.
+    nonisolated static func makeSandbox(pod: JSON, paths: PodPaths, env: AgentEnvironment, knownIP: String?,
+                                        namespacesExist: Bool, hostNetwork: Bool) async -> (Bool, Result<String, any Error>) {
+        var made = false
+        do {
+            if !namespacesExist {
+                try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
+                _ = try await SandboxSetup.create(directory: paths.namespaces, hostname: PodFiles.hostname(pod))
+                made = true
+            }
+            if hostNetwork { return (made, .success(env.settings.nodeIP)) }
+            if let knownIP { return (made, .success(knownIP)) }
+            let sandbox = SandboxNamespaces(directory: paths.namespaces)
+            let address = try await ContainerLauncher.onDedicatedThread {
+                Result { try env.network.attach(podUID: pod.uid ?? "", netnsPath: sandbox.network) }
+            }.get()
+            return (made, .success(address.address.description))
+        } catch {
+            return (made, .failure(error))
         }
     }
 
@@ -303,8 +363,9 @@ actor PodWorker {
 
     /// A bound token for the pod's service account, as the kubelet requests one for the
     /// projected `kube-api-access` volume; nil when the pod opts out.
-    func serviceAccountToken() async throws -> String? {
+    static func serviceAccountToken(pod: JSON, client: any APIClient) async throws -> String? {
         if pod[path: "spec", "automountServiceAccountToken"]?.boolValue == false { return nil }
+        let uid = pod.uid ?? ""
         let account = pod[path: "spec", "serviceAccountName"]?.stringValue ?? "default"
         let body: JSON = [
             "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -312,7 +373,7 @@ actor PodWorker {
             "spec": ["expirationSeconds": 3607,
                      "boundObjectRef": ["kind": "Pod", "apiVersion": "v1", "name": .string(pod.name ?? ""), "uid": .string(uid)]],
         ]
-        let response = try await env.client.create(Resources.serviceAccounts, namespace: pod.namespace, body: body,
+        let response = try await client.create(Resources.serviceAccounts, namespace: pod.namespace, body: body,
                                                     options: WriteOptions(), subresource: "token")
         return response[path: "status", "token"]?.stringValue
     }
@@ -321,6 +382,11 @@ actor PodWorker {
 
     func start(_ container: JSON) async {
         guard let name = container["name"]?.stringValue, var run = runs[name], let context else { return }
+        // Whatever happens below, an early init is either used by the start or let go.
+        var claimed = early.removeValue(forKey: name)
+        defer {
+            if let unused = claimed { Task { [launcher = env.launcher] in await launcher.abandon(unused) } }
+        }
         let imageText = container["image"]?.stringValue ?? ""
         let imageKey = "image/" + RestartBackoff.key(podUID: uid, container: name)
 
@@ -382,7 +448,7 @@ actor PodWorker {
         let restartCount = run.observation.restartCount + (ranBefore ? 1 : 0)
         run.attempts += 1
         let directories = paths.container(name, attempt: run.attempts)
-        let spec: ContainerSpec
+        var spec: ContainerSpec
         let cgroupPaths: [String]
         do {
             // A new run starts from a fresh writable layer; the previous one is no longer needed.
@@ -396,6 +462,8 @@ actor PodWorker {
             spec = try ContainerTranslation.spec(pod: pod, container: container, image: image.config,
                                                  layers: image.layerDirectories, env: variables, context: context,
                                                  run: directories, cgroupPaths: cgroupPaths)
+            // No shim stays per container: the agent adopts PID 1 (see `NodeAgent.run`).
+            spec.detach = true
         } catch let error as ContainerTranslation.ConfigError {
             runs[name] = run
             configError(name, error.message)
@@ -406,32 +474,25 @@ actor PodWorker {
             return
         }
 
-        let location = env.logLocation(pod: pod, container: name)
-        var writer: ContainerLogWriter?
-        var stdio = ContainerLauncher.Stdio()
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
-        if pipe(&outPipe) == 0, pipe(&errPipe) == 0 {
-            for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            do {
-                writer = try ContainerLogWriter(location: location, restartCount: restartCount, stdout: outPipe[0], stderr: errPipe[0])
-                stdio = ContainerLauncher.Stdio(stdout: outPipe[1], stderr: errPipe[1])
-            } catch {
-                env.logger.warning("container logs unavailable", metadata: ["error": "\(error)"])
-                close(outPipe[0]); close(errPipe[0])
-            }
-        }
-        defer {
-            if outPipe[1] >= 0 { close(outPipe[1]) }
-            if errPipe[1] >= 0 { close(errPipe[1]) }
-        }
         run.observation.image = (try? ImageReference.normalize(imageText)) ?? imageText
         run.observation.imageID = image.repoDigest
         let containerID = Self.newContainerID()
         do {
             mark("spec")
-            let state = try await env.launcher.start(spec, specPath: directories.spec, stdio: stdio)
+            let handed = claimed
+            claimed = nil
+            let (state, stdout, stderr) = try await env.launcher.startLogged(spec, specPath: directories.spec, early: handed)
             mark("started \(name)")
+            let location = env.logLocation(pod: pod, container: name)
+            var writer: ContainerLogWriter?
+            do {
+                writer = try ContainerLogWriter(location: location, restartCount: restartCount, stdout: stdout, stderr: stderr)
+            } catch {
+                // The container runs without a log rather than not at all.
+                env.logger.warning("container logs unavailable", metadata: ["error": "\(error)"])
+                close(stdout)
+                close(stderr)
+            }
             guard case .running(let shim, let hostPID1) = state else { return }
             run.observation.restartCount = restartCount
             run.observation.state = .running(containerID: containerID, startedAt: env.now())
@@ -440,7 +501,7 @@ actor PodWorker {
             run.logWriter = writer
             run.stopSignal = Self.signalNumber(image.config.stopSignal) ?? SIGTERM
             run.waiter = Task { [launcher = env.launcher] in
-                let ended = await launcher.wait(pid: shim)
+                let ended = await launcher.waitDetached(shim: shim, pid1: hostPID1)
                 if case .exited(let code) = ended { self.exited(name, containerID: containerID, code: code) }
             }
             runs[name] = run
@@ -448,7 +509,6 @@ actor PodWorker {
             env.events.record(pod, component: "kubelet", reason: "Created", message: "Created container \(name)")
             env.events.record(pod, component: "kubelet", reason: "Started", message: "Started container \(name)")
         } catch {
-            writer?.stop()
             runs[name] = run
             startFailed(name, restartCount: restartCount, message: "\(error)")
         }
@@ -502,20 +562,21 @@ actor PodWorker {
     }
 
     /// Sends each named running container its stop signal, waits up to `grace` seconds, then
-    /// SIGKILLs the shims of those still running (PID 1 dies with its shim) and waits for them.
+    /// SIGKILLs the PID 1 of those still running (which ends their PID namespaces) and waits.
     func stop(names: [String], grace: Double) async {
         var waiters: [Task<Void, Never>] = []
         for name in names {
-            guard let run = runs[name], let shim = run.shim else { continue }
-            _ = Glibc.kill(shim, grace > 0 ? run.stopSignal : SIGKILL)
+            guard let run = runs[name], run.shim != nil, let pid1 = run.hostPID1 else { continue }
+            _ = Glibc.kill(pid1, grace > 0 ? run.stopSignal : SIGKILL)
             if let w = run.waiter { waiters.append(w) }
         }
         let deadline = env.now() + grace
         while env.now() < deadline && names.contains(where: { runs[$0]?.shim != nil }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        for name in names {
-            if let shim = runs[name]?.shim { _ = Glibc.kill(shim, SIGKILL) }
+        for name in names where runs[name]?.shim != nil {
+            // SIGKILL to a PID namespace's init ends every process in it.
+            if let pid1 = runs[name]?.hostPID1 { _ = Glibc.kill(pid1, SIGKILL) }
         }
         for w in waiters { await w.value }
     }
@@ -561,6 +622,7 @@ actor PodWorker {
     /// Removes what the pod made on the host: its address and veth, its namespaces, its cgroups
     /// and its directory; its logs too when the pod itself is going away.
     func tearDown(removeLogs: Bool) {
+        abandonEarly()
         if sandboxCreated {
             let sandbox = SandboxNamespaces(directory: paths.namespaces)
             if pod[path: "spec", "hostNetwork"]?.boolValue != true {
@@ -637,10 +699,12 @@ actor PodWorker {
     /// Whether the container's current run may still write to its log.
     func isWriting(container: String) -> Bool { runs[container]?.logWriter != nil }
 
-    /// The shims this pod has running, written where a restarted agent finds them.
+    /// The containers' PID 1s, written where a restarted agent finds them: each pid with its
+    /// start time, which tells a leftover container from a process that reused the pid.
     func saveState() {
-        let shims = runs.values.compactMap(\.shim)
-        let text = "{\"shims\":[" + shims.map(String.init).joined(separator: ",") + "]}"
+        let containers = runs.values.filter { $0.shim != nil }.compactMap(\.hostPID1)
+            .map { "{\"pid\":\($0),\"start\":\(ProcessIdentity.startTime($0) ?? 0)}" }
+        let text = "{\"containers\":[" + containers.joined(separator: ",") + "]}"
         try? text.write(toFile: paths.stateFile, atomically: true, encoding: .utf8)
     }
 

@@ -30,6 +30,19 @@ public enum ContainerInit {
         // learns that the start succeeded.
         _ = fcntl(reportFD, F_SETFD, FD_CLOEXEC)
         let report = Reporter(fd: reportFD)
+        var specPath = specPath
+        if specPath == "-" {
+            // A standby init (see `ContainerLauncher`): started ahead of need, it warms the
+            // decoder, then waits for the spec's path on stdin. End-of-file means it is not
+            // needed after all.
+            _ = try? JSONDecoder().decode(ContainerSpec.self, from: Data(standbyWarmUp.utf8))
+            guard let line = readLine(fd: 0) else { _exit(0) }
+            if line.hasPrefix(earlyCgroupsPrefix) {
+                runEarly(cgroups: line.split(separator: "\t").dropFirst().map(String.init), report: report, reportFD: reportFD)
+            }
+            specPath = line
+            detachStdin()
+        }
 
         let spec: ContainerSpec
         do {
@@ -59,12 +72,97 @@ public enum ContainerInit {
 
         report.send("\(InitReport.pidPrefix)\(child)\n")
         close(reportFD)
+        if spec.detach {
+            // The daemon adopts PID 1 (it is a child subreaper) and waits for it.
+            _exit(0)
+        }
         _ = labnode_forward_signals(child)
         let code = waitForExit(child)
         if let path = spec.exitStatusPath {
             try? FileIO.write("\(code)\n", to: path, create: true)
         }
         _exit(code)
+    }
+
+    /// The first line of a standby's stdin that starts a container in two steps.
+    public static let earlyCgroupsPrefix = "cgroups\t"
+
+    /// The two-step start (`ContainerLauncher.startEarly`): fork PID 1 and have it join the
+    /// container's cgroups now, while the agent is still making the pod's sandbox, because
+    /// moving a process into a cgroup v1 hierarchy waits for an RCU grace period (≈ 15 ms
+    /// here) that would otherwise sit on the start's critical path. PID 1 then reads the spec
+    /// path from stdin and carries on; the shim reports PID 1's pid and exits (the spec
+    /// must be `detach`).
+    static func runEarly(cgroups: [String], report: Reporter, reportFD: Int32) -> Never {
+        let threads = threadCount()
+        if threads > 1 {
+            report.fail(step: "init", errno: EBUSY,
+                        message: "the init has \(threads) threads; it must fork while single-threaded")
+        }
+        if labnode_unshare(LABNODE_CLONE_NEWPID) != 0 {
+            report.fail(step: "unshare-pid", errno: errno, message: "unshare(CLONE_NEWPID)")
+        }
+        let child = fork()
+        if child < 0 { report.fail(step: "fork", errno: errno, message: "fork") }
+        if child == 0 {
+            for path in cgroups {
+                do {
+                    try FileIO.write("0", to: path + "/cgroup.procs")
+                } catch {
+                    report.fail(step: "cgroup", errno: error.errno, message: error.detail)
+                }
+            }
+            // End-of-file: the agent no longer needs this container.
+            guard let specPath = readLine(fd: 0) else { _exit(0) }
+            detachStdin()
+            var spec: ContainerSpec
+            do {
+                spec = try JSONDecoder().decode(ContainerSpec.self, from: Data(try FileIO.readAll(specPath)))
+            } catch let error as RuntimeSyscallError {
+                report.fail(step: "spec", errno: error.errno, message: error.detail)
+            } catch {
+                report.fail(step: "spec", errno: EINVAL, message: "\(specPath): \(error)")
+            }
+            spec.cgroupPaths = []
+            spec.detach = true
+            ContainerSetup(spec: spec, report: report).run()
+        }
+        report.send("\(InitReport.pidPrefix)\(child)\n")
+        close(reportFD)
+        _exit(0)
+    }
+
+    /// Replaces stdin (the standby's spec pipe) with /dev/null.
+    static func detachStdin() {
+        let null = open("/dev/null", O_RDONLY)
+        if null >= 0 {
+            _ = dup2(null, 0)
+            if null != 0 { close(null) }
+        }
+    }
+
+    /// A minimal spec, decoded once by a standby init so that the real decode finds the
+    /// runtime's type metadata and conformance caches filled.
+    static let standbyWarmUp = #"{"id":"","rootfs":{"directory":{"_0":"/"}},"readonlyRootfs":false,"namespaces":{"network":{"new":{}},"uts":{"new":{}},"ipc":{"new":{}},"newCgroup":true},"mounts":[],"process":{"args":["true"],"env":[],"cwd":"/","user":{"uid":0,"gid":0,"additionalGids":[]},"capabilities":{"add":[],"drop":[],"privileged":false},"noNewPrivileges":false,"seccomp":"RuntimeDefault"},"maskedPaths":[],"readonlyPaths":[],"output":{"inherit":{}},"cgroupPaths":[]}"#
+
+    /// Reads one line (without its newline) from `fd`, byte by byte so nothing past it is
+    /// consumed; nil at end-of-file before any byte.
+    static func readLine(fd: Int32) -> String? {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            let n = read(fd, &byte, 1)
+            if n == 1 {
+                if byte == UInt8(ascii: "\n") { break }
+                bytes.append(byte)
+            } else if n == 0 {
+                if bytes.isEmpty { return nil }
+                break
+            } else if errno != EINTR {
+                return nil
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Waits for `pid` and converts its status to a shell-style exit code.
@@ -157,8 +255,11 @@ struct ContainerSetup {
     }
 
     private func setUp() throws {
-        // If the shim dies (e.g. SIGKILL from the daemon), the container goes too.
-        try step("pdeathsig") { try sys("prctl", "PR_SET_PDEATHSIG") { labnode_set_pdeathsig(SIGKILL) } }
+        // If the shim dies (e.g. SIGKILL from the daemon), the container goes too; a
+        // detached container outlives its shim by design.
+        if !spec.detach {
+            try step("pdeathsig") { try sys("prctl", "PR_SET_PDEATHSIG") { labnode_set_pdeathsig(SIGKILL) } }
+        }
         // Joined before anything is allocated, so all of the container's memory
         // is charged to its cgroup; "0" means the writing process.
         for path in spec.cgroupPaths {
@@ -377,7 +478,9 @@ struct ContainerSetup {
         }
         umask(0o022)
         // setuid() to another user clears the parent-death signal.
-        try step("pdeathsig") { try sys("prctl", "PR_SET_PDEATHSIG") { labnode_set_pdeathsig(SIGKILL) } }
+        if !spec.detach {
+            try step("pdeathsig") { try sys("prctl", "PR_SET_PDEATHSIG") { labnode_set_pdeathsig(SIGKILL) } }
+        }
         if process.noNewPrivileges {
             try step("no_new_privs") { try sys("prctl", "PR_SET_NO_NEW_PRIVS") { labnode_set_no_new_privs() } }
         }
