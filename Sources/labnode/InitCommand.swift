@@ -27,6 +27,9 @@ enum InitEntry {
         if arguments.count == 5, arguments[2] == "container", let fd = Int32(arguments[4]) {
             ContainerInit.run(specPath: arguments[3], reportFD: fd)
         }
+        if arguments.count == 5, arguments[2] == "exec", let fd = Int32(arguments[4]) {
+            ExecInit.run(specPath: arguments[3], reportFD: fd)
+        }
         do {
             var command = try Init.parseAsRoot(Array(arguments.dropFirst(2)))
             try command.run()

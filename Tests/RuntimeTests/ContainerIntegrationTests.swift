@@ -335,6 +335,48 @@ struct ContainerIntegrationTests {
         }
     }
 
+    /// `init exec` joins a running container: same hostname, PID namespace, capabilities,
+    /// seccomp filter and cgroup; the exit status comes back; a stopped target is an error.
+    @Test func execJoinsARunningContainer() async throws {
+        try await PodFixture.with(hostname: "exec-host") { pod in
+            let spec = try pod.spec("app", ["sleep", "1000"])
+            let started = try await pod.start(spec, name: "app")
+            var fds: [Int32] = [-1, -1]
+            #expect(pipe(&fds) == 0)
+            let script = "hostname; grep -E '^(CapEff|Seccomp):' /proc/self/status; echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); "
+                + "grep -c memory /proc/self/cgroup; exit 7"
+            var process = spec.process
+            process.args = ["sh", "-c", script]
+            let exec = ExecSpec(target: started.hostPID1, process: process,
+                                cgroupPaths: pod.cgroups.paths(pod: pod.pod, container: "app"))
+            let pid = try await pod.launcher.exec(exec, specPath: pod.base + "/exec.json", stdio: .init(stdout: fds[1], stderr: fds[1]))
+            close(fds[1])
+            #expect(await pod.launcher.wait(pid: pid) == .exited(code: 7))
+            var output: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                output += buffer[0..<n]
+            }
+            close(fds[0])
+            let text = String(decoding: output, as: UTF8.self)
+            #expect(text.contains("exec-host"), "\(text)")
+            #expect(text.contains("CapEff:\t00000000a80425fb"), "\(text)")
+            #expect(text.contains("Seccomp:\t2"), "\(text)")
+            #expect(text.contains("pid1=sleep 1000"), "\(text)")
+            kill(started.pid, SIGKILL)
+            _ = await pod.wait(started.pid)
+            try await waitUntil {
+                let stat = (try? String(contentsOfFile: "/proc/\(started.hostPID1)/stat", encoding: .utf8)) ?? ""
+                return stat.isEmpty || stat.contains(") Z ")
+            }
+            await #expect(throws: ContainerStartError.self) {
+                _ = try await pod.launcher.exec(exec, specPath: pod.base + "/exec2.json", stdio: .init())
+            }
+        }
+    }
+
     @Test func killingTheShimKillsTheContainer() async throws {
         try await PodFixture.with { pod in
             let started = try await pod.start(try pod.spec("sleeper", ["sleep", "1000"]), name: "sleeper")

@@ -96,22 +96,20 @@ public final class NodeAgent: Sendable {
             ImageBuilder(recipesDirectory: $0, variables: ["labnode": settings.executable])
         }
         let registry = WorkerRegistry()
-        let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let launcher = ContainerLauncher(executable: settings.executable, standby: 1)
         let runner = SocketProbeRunner { request, timeout in
             guard let worker = registry.get(request.podUID),
-                  let pid = await worker.hostPID1(container: request.containerName) else {
+                  let (spec, path) = await worker.execSpec(container: request.containerName, command: request.command) else {
                 return .couldNotRun(message: "container \(request.containerName) is not running")
             }
-            guard let nsenter else { return .couldNotRun(message: "nsenter (util-linux) is not installed") }
-            return await HostCommand.run([nsenter, "-t", String(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--"]
-                                         + request.command, timeout: timeout)
+            return await ContainerExec.run(spec, specPath: path, launcher: launcher, timeout: timeout)
         }
         let hostDNS = PodDNS.parse((try? String(contentsOfFile: settings.hostResolvConf, encoding: .utf8)) ?? "")
         self.registry = registry
         self.podNetwork = network
         self.env = AgentEnvironment(
             settings: settings, client: client, events: events,
-            launcher: ContainerLauncher(executable: settings.executable, standby: 1),
+            launcher: launcher,
             cgroups: try CgroupManager(parent: "labnode", nestUnder: CgroupManager.currentCgroups()),
             network: network, images: ImageProvider(store: store, builder: builder),
             probes: ProbeManager(runner: runner), podRoot: data + "/pods", logRoot: data + "/logs",
@@ -325,42 +323,44 @@ extension PodWorker {
     }
 }
 
-/// Runs a host command with a deadline, collecting its combined output (exec probes).
-enum HostCommand {
-    static func run(_ args: [String], timeout: Double) async -> ExecProbeResult {
-        await ContainerLauncher.onDedicatedThread {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: args[0])
-            process.arguments = Array(args.dropFirst())
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            process.standardInput = FileHandle.nullDevice
-            do { try process.run() } catch {
-                return .couldNotRun(message: "\(args[0]): \(error.localizedDescription)")
-            }
-            let fd = pipe.fileHandleForReading.fileDescriptor
-            try? pipe.fileHandleForWriting.close()
+/// Runs a command in a container to completion with a deadline, collecting its combined
+/// output (exec probes; `kubectl exec` streams instead).
+enum ContainerExec {
+    static func run(_ spec: ExecSpec, specPath: String, launcher: ContainerLauncher, timeout: Double) async -> ExecProbeResult {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return .couldNotRun(message: "pipe: \(String(cString: strerror(errno)))") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let pid: Int32
+        do {
+            pid = try await launcher.exec(spec, specPath: specPath, stdio: .init(stdout: fds[1], stderr: fds[1]))
+        } catch {
+            close(fds[0])
+            close(fds[1])
+            return .couldNotRun(message: "\(error)")
+        }
+        close(fds[1])
+        let readEnd = fds[0]
+        return await ContainerLauncher.onDedicatedThread {
+            defer { close(readEnd) }
             let deadline = Date().addingTimeInterval(timeout)
             var output: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let left = deadline.timeIntervalSinceNow
                 if left <= 0 {
-                    process.terminate()
-                    _ = Glibc.kill(process.processIdentifier, SIGKILL)
-                    process.waitUntilExit()
+                    _ = Glibc.kill(pid, SIGKILL)
+                    _ = ContainerInit.waitForExit(pid)
                     return .timedOut
                 }
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&pfd, 1, Int32(min(left * 1000, 1000)) + 1)
-                if ready <= 0 { continue }
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                var pfd = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, Int32(min(left * 1000, 1000)) + 1) <= 0 { continue }
+                let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
                 if n <= 0 { break }
                 if output.count < ProbeExecution.maxOutputBytes { output += buffer[0..<n] }
             }
-            process.waitUntilExit()
-            return .exited(code: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
+            let code = ContainerInit.waitForExit(pid)
+            return .exited(code: code, output: String(decoding: output, as: UTF8.self))
         }
     }
 }

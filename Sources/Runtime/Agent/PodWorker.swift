@@ -29,6 +29,9 @@ actor PodWorker {
         var imageError: String?
         /// The image's STOPSIGNAL (nginx asks for SIGQUIT, its graceful stop), else SIGTERM.
         var stopSignal: Int32 = SIGTERM
+        /// How the current run was started, for commands exec'd into it.
+        var process: ContainerSpec.Process?
+        var cgroupPaths: [String] = []
     }
 
     let env: AgentEnvironment
@@ -500,6 +503,8 @@ actor PodWorker {
             run.hostPID1 = hostPID1
             run.logWriter = writer
             run.stopSignal = Self.signalNumber(image.config.stopSignal) ?? SIGTERM
+            run.process = spec.process
+            run.cgroupPaths = cgroupPaths
             run.waiter = Task { [launcher = env.launcher] in
                 let ended = await launcher.waitDetached(shim: shim, pid1: hostPID1)
                 if case .exited(let code) = ended { self.exited(name, containerID: containerID, code: code) }
@@ -695,6 +700,15 @@ actor PodWorker {
 
     /// PID 1 of the container's current run, for exec.
     func hostPID1(container: String) -> Int32? { runs[container]?.hostPID1 }
+
+    /// What `kubectl exec` or an exec probe needs to run `command` in the container's current
+    /// run, and where to put its spec file; nil while the container is not running.
+    func execSpec(container: String, command: [String]) -> (spec: ExecSpec, path: String)? {
+        guard let run = runs[container], run.shim != nil, let pid1 = run.hostPID1, var process = run.process else { return nil }
+        process.args = command
+        return (ExecSpec(target: pid1, process: process, cgroupPaths: run.cgroupPaths),
+                paths.directory + "/exec-\(UInt64.random(in: 0...UInt64.max)).json")
+    }
 
     /// Whether the container's current run may still write to its log.
     func isWriting(container: String) -> Bool { runs[container]?.logWriter != nil }

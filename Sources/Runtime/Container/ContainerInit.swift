@@ -446,6 +446,20 @@ struct ContainerSetup {
         try step("sethostname") { try sys("sethostname", name) { sethostname(name, name.utf8.count) } }
     }
 
+    /// For `ExecInit`: this process already joined the container's namespaces and cgroups;
+    /// drop privileges the container's way and exec the command.
+    func execInJoinedContainer() -> Never {
+        do {
+            try step("pdeathsig") { try sys("prctl", "PR_SET_PDEATHSIG") { labnode_set_pdeathsig(SIGKILL) } }
+            try dropPrivilegesAndExec()
+        } catch let failure as StepFailure {
+            report.fail(step: failure.step, errno: failure.errno, message: failure.message)
+        } catch {
+            report.fail(step: "init", errno: EINVAL, message: "\(error)")
+        }
+        report.fail(step: "init", errno: EINVAL, message: "exec returned")
+    }
+
     private func dropPrivilegesAndExec() throws {
         let process = spec.process
         let lastCap = try step("capabilities") { try Self.lastCapability() }

@@ -205,6 +205,35 @@ public struct ContainerLauncher: Sendable {
         return .running(pid: pid, hostPID1: hostPID1)
     }
 
+    /// Starts `spec.process` inside the running container `spec.target` (see `ExecInit`) with
+    /// the given stdio, once the command has been exec'd. Returns the pid to wait for
+    /// (`wait(pid:)` gives the command's exit status) and signal.
+    public func exec(_ spec: ExecSpec, specPath: String, stdio: Stdio) async throws -> Int32 {
+        var spec = spec
+        if spec.process.seccomp == .runtimeDefault && spec.process.seccompProgram == nil {
+            do {
+                let capabilities = try spec.process.capabilities.resolve(lastCap: try ContainerSetup.lastCapability())
+                spec.process.seccompProgram = try SeccompProgram.runtimeDefault(capabilities: capabilities)
+            } catch {
+                throw ContainerStartError(step: "seccomp", errno: EINVAL, message: "\(error)")
+            }
+        }
+        do {
+            let data = try JSONEncoder().encode(spec)
+            try FileIO.write(String(decoding: data, as: UTF8.self), to: specPath, create: true)
+        } catch {
+            throw ContainerStartError(step: "spec", errno: EIO, message: "writing \(specPath): \(error)")
+        }
+        let (pid, reportFD) = try spawn(["init", "exec", specPath, "3"], stdio: stdio)
+        let text = await Self.onDedicatedThread { Self.readToEnd(reportFD) }
+        try? FileManager.default.removeItem(atPath: specPath)
+        if let failure = InitReport.parse(text).failure {
+            _ = await Self.onDedicatedThread { ContainerInit.waitForExit(pid) }
+            throw failure
+        }
+        return pid
+    }
+
     /// Waits for a container started with `spec.detach`: first for its shim, which exits once
     /// the command runs, then for PID 1, which this process adopted. The caller must be a
     /// child subreaper (`ContainerLauncher.becomeSubreaper()`), or PID 1 goes to the system's
