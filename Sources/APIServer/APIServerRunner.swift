@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOSSL
@@ -67,10 +68,15 @@ public struct APIServerService: Service {
 
     public func run() async throws {
         let server: HTTPServerBuilder
+        let handler = self.handler
+        // Exec arrives as a WebSocket upgrade (kubectl 1.30+); every other request is plain HTTP/1.1.
+        let http = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(maxFrameSize: 1 << 20)) { request, channel, logger in
+            await handler.shouldUpgrade(request, channel: channel, logger: logger)
+        }
         if let tls {
-            server = try .tls(.http1(), tlsConfiguration: tls.serverConfiguration())
+            server = try .tls(http, tlsConfiguration: tls.serverConfiguration())
         } else {
-            server = .http1()
+            server = http
         }
         let onListening = self.onListening
         let app = Application(

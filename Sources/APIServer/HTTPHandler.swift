@@ -213,10 +213,15 @@ public struct APIHandler: HTTPResponder {
     static let pathNotFound = APIError(code: 404, reason: .notFound, message: "the server could not find the requested resource")
 
     func authenticate(_ request: Request, _ context: Context) async throws(APIError) -> RequestUser {
+        try await authenticate(authorization: request.headers[.authorization], channel: context.channel)
+    }
+
+    /// A bearer token if one is sent, else the verified client certificate of the connection.
+    func authenticate(authorization: String?, channel: any Channel) async throws(APIError) -> RequestUser {
         guard let authenticator else {
             return RequestUser(name: "system:anonymous", groups: ["system:masters"])
         }
-        if let auth = request.headers[.authorization] {
+        if let auth = authorization {
             // Plain UTF-8 slicing: Foundation's trimming converts through UTF-16, and tokens are long.
             let parts = auth.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
             if parts.count == 2, String(decoding: parts[0], as: UTF8.self).lowercased() == "bearer",
@@ -225,7 +230,7 @@ public struct APIHandler: HTTPResponder {
             }
             throw APIError.unauthorized
         }
-        if let der = await peerCertificates?.peerCertificateDER(context.channel),
+        if let der = await peerCertificates?.peerCertificateDER(channel),
            let user = await authenticator.authenticate(clientCertificateDER: der) {
             return user
         }
@@ -352,6 +357,9 @@ public struct APIHandler: HTTPResponder {
             _ = try await api.deleteCollection(r, namespace: ns, listOptions: listOptions, options: options)
             return Self.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success"])
         case .connect:
+            if info.subresource == "exec", request.headers[.upgrade]?.lowercased().hasPrefix("spdy") == true {
+                throw APIError.badRequest("exec over SPDY (kubectl 1.29 and older, or KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) is not supported yet: use kubectl 1.30 or newer")
+            }
             throw APIError(code: 503, reason: .serviceUnavailable,
                            message: "\(r.resource)/\(info.subresource ?? "") is not available on this node yet")
         }

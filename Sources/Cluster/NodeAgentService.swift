@@ -29,6 +29,7 @@ struct NodeAgentService: Service {
             return
         }
         api.setPodLogSource(AgentLogSource(agent: agent))
+        api.setPodExecSource(AgentExecSource(agent: agent))
         do {
             try await cancelWhenGracefulShutdown {
                 try await agent.run {
@@ -42,6 +43,7 @@ struct NodeAgentService: Service {
             try? await gracefulShutdown()
         }
         api.setPodLogSource(nil)
+        api.setPodExecSource(nil)
         await agent.shutdown()
     }
 
@@ -70,6 +72,27 @@ struct AgentLogSource: PodLogSource {
                 throw APIError.badRequest("failed to try resolving symlinks in path \(GoQuote.quote(error.path)): lstat \(error.path): no such file or directory")
             }
             throw APIError.internalError("\(error)")
+        }
+    }
+}
+
+/// `kubectl exec` runs commands through the node agent.
+struct AgentExecSource: PodExecSource {
+    let agent: NodeAgent
+
+    func exec(namespace: String, pod: String, uid: String, container: String, options: PodExecOptions,
+              streams: ExecStreams) async throws(APIError) -> Int32 {
+        let (sizes, sink) = AsyncStream.makeStream(of: (rows: UInt16, columns: UInt16).self)
+        let relay = Task {
+            for await size in streams.resize { sink.yield((size.height, size.width)) }
+            sink.finish()
+        }
+        defer { relay.cancel() }
+        do {
+            return try await agent.exec(uid: uid, container: container, command: options.command, tty: options.tty,
+                                        stdin: options.stdin, input: streams.stdin, resize: sizes, output: streams.output)
+        } catch {
+            throw APIError.internalError(error.message)
         }
     }
 }

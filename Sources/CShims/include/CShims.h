@@ -32,6 +32,13 @@ int labnode_set_pdeathsig(int signal);
 int labnode_set_child_subreaper(void);
 int labnode_set_keepcaps(int keep);
 
+// Terminals for `kubectl exec -t`: a new pseudo-terminal pair (master and slave, both
+// close-on-exec; 0 or -1 with errno), making `fd` the caller's controlling terminal, and
+// setting a terminal's size.
+int labnode_open_pty(int *master, int *slave);
+int labnode_set_controlling_tty(int fd);
+int labnode_set_window_size(int fd, unsigned short rows, unsigned short columns);
+
 // Marks every descriptor >= first close-on-exec (close_range with
 // CLOSE_RANGE_CLOEXEC), so nothing the init opened leaks into the container.
 int labnode_cloexec_from(unsigned int first);

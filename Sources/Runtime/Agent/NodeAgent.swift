@@ -293,6 +293,26 @@ public final class NodeAgent: Sendable {
         }
     }
 
+    // MARK: exec
+
+    /// Runs `command` in a running container with its streams relayed (`kubectl exec`);
+    /// returns the exit status.
+    public func exec(uid: String, container: String, command: [String], tty: Bool, stdin: Bool,
+                     input: AsyncStream<[UInt8]>, resize: AsyncStream<(rows: UInt16, columns: UInt16)>,
+                     output: @escaping @Sendable (UInt8, [UInt8]) async -> Void) async throws(ContainerExecError) -> Int32 {
+        guard let worker = registry.get(uid) else {
+            throw ContainerExecError(message: "pod \(uid) does not run on this node")
+        }
+        guard let found = await worker.execSpec(container: container, command: command) else {
+            throw ContainerExecError(message: "container \(GoQuote.quote(container)) is not running")
+        }
+        var spec = found.spec
+        let path = found.path
+        spec.tty = tty
+        return try await ContainerExec.stream(spec, specPath: path, launcher: env.launcher, stdin: stdin,
+                                              input: input, resize: resize, output: output)
+    }
+
     // MARK: logs
 
     /// The log of one run of a container, for the API server's pods/log.
@@ -320,48 +340,6 @@ extension PodWorker {
         finished = true
         await stop(names: Array(runs.keys), grace: 2)
         tearDown(removeLogs: false)
-    }
-}
-
-/// Runs a command in a container to completion with a deadline, collecting its combined
-/// output (exec probes; `kubectl exec` streams instead).
-enum ContainerExec {
-    static func run(_ spec: ExecSpec, specPath: String, launcher: ContainerLauncher, timeout: Double) async -> ExecProbeResult {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return .couldNotRun(message: "pipe: \(String(cString: strerror(errno)))") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        let pid: Int32
-        do {
-            pid = try await launcher.exec(spec, specPath: specPath, stdio: .init(stdout: fds[1], stderr: fds[1]))
-        } catch {
-            close(fds[0])
-            close(fds[1])
-            return .couldNotRun(message: "\(error)")
-        }
-        close(fds[1])
-        let readEnd = fds[0]
-        return await ContainerLauncher.onDedicatedThread {
-            defer { close(readEnd) }
-            let deadline = Date().addingTimeInterval(timeout)
-            var output: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let left = deadline.timeIntervalSinceNow
-                if left <= 0 {
-                    _ = Glibc.kill(pid, SIGKILL)
-                    _ = ContainerInit.waitForExit(pid)
-                    return .timedOut
-                }
-                var pfd = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-                if poll(&pfd, 1, Int32(min(left * 1000, 1000)) + 1) <= 0 { continue }
-                let n = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                if output.count < ProbeExecution.maxOutputBytes { output += buffer[0..<n] }
-            }
-            let code = ContainerInit.waitForExit(pid)
-            return .exited(code: code, output: String(decoding: output, as: UTF8.self))
-        }
     }
 }
 

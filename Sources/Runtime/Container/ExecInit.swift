@@ -11,11 +11,14 @@ public struct ExecSpec: Codable, Equatable, Sendable {
     public var process: ContainerSpec.Process
     /// The container's cgroups, joined first so the command is charged and limited with it.
     public var cgroupPaths: [String]
+    /// stdin is a terminal: the command starts a session with it as its controlling terminal.
+    public var tty: Bool
 
-    public init(target: Int32, process: ContainerSpec.Process, cgroupPaths: [String]) {
+    public init(target: Int32, process: ContainerSpec.Process, cgroupPaths: [String], tty: Bool = false) {
         self.target = target
         self.process = process
         self.cgroupPaths = cgroupPaths
+        self.tty = tty
     }
 }
 
@@ -75,6 +78,12 @@ public enum ExecInit {
         let child = fork()
         if child < 0 { report.fail(step: "fork", errno: errno, message: "fork") }
         if child == 0 {
+            if spec.tty {
+                // A session of its own with the terminal as its controlling tty: job control and ^C.
+                if setsid() < 0 || labnode_set_controlling_tty(0) != 0 {
+                    report.fail(step: "tty", errno: errno, message: "setsid/TIOCSCTTY")
+                }
+            }
             let container = ContainerSpec(id: "exec", rootfs: .directory("/"), process: spec.process)
             ContainerSetup(spec: container, report: report).execInJoinedContainer()
         }
