@@ -30,6 +30,15 @@ struct ExecIntegrationTests {
         #expect(echoed.code == 0 && echoed.out == "typed through stdin\n", "\(echoed)")
         let missing = try c.kubectl(version, ["exec", "busybox", "--", "no-such-command"])
         #expect(missing.code != 0, "\(missing)")
+        // kubectl cp rides on exec and the container's tar, both ways.
+        let local = c.dataDir + "-cp.txt"
+        try "copied both ways\n".write(toFile: local, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: local); try? FileManager.default.removeItem(atPath: local + ".back") }
+        let up = try c.kubectl(version, ["cp", local, "default/busybox:/tmp/in.txt"])
+        #expect(up.code == 0, "\(up)")
+        let down = try c.kubectl(version, ["cp", "default/busybox:/tmp/in.txt", local + ".back"])
+        #expect(down.code == 0, "\(down)")
+        #expect((try? String(contentsOfFile: local + ".back", encoding: .utf8)) == "copied both ways\n")
         // The command runs inside the container, with its limits on privileges.
         let inside = try c.kubectl(version, ["exec", "busybox", "--", "sh", "-c", "hostname; grep Seccomp: /proc/self/status"])
         #expect(inside.out.contains("busybox") && inside.out.contains("Seccomp:\t2"), "\(inside)")
