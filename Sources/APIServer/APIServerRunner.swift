@@ -70,7 +70,7 @@ public struct APIServerService: Service {
         let server: HTTPServerBuilder
         let handler = self.handler
         // Exec arrives as a WebSocket upgrade (kubectl 1.30+); every other request is plain HTTP/1.1.
-        let http = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(maxFrameSize: 1 << 20)) { request, channel, logger in
+        let http = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { request, channel, logger in
             await handler.shouldUpgrade(request, channel: channel, logger: logger)
         }
         if let tls {

@@ -357,6 +357,9 @@ public struct APIHandler: HTTPResponder {
             _ = try await api.deleteCollection(r, namespace: ns, listOptions: listOptions, options: options)
             return Self.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success"])
         case .connect:
+            if info.subresource == "proxy" {
+                return try await proxy(info, request, rawQuery: request.uri.query)
+            }
             if info.subresource == "exec", request.headers[.upgrade]?.lowercased().hasPrefix("spdy") == true {
                 throw APIError.badRequest("exec over SPDY (kubectl 1.29 and older, or KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) is not supported yet: use kubectl 1.30 or newer")
             }
