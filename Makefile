@@ -25,3 +25,4 @@ bench:
 	Benchmarks/api.sh
 	Benchmarks/controllers.sh
 	Benchmarks/pods.sh
+	Benchmarks/exec.sh
