@@ -137,6 +137,43 @@ struct NodeAgentIntegrationTests {
         }
     }
 
+    /// securityContext and volumes as a pod sees them: a non-root user without privilege
+    /// escalation, a read-only root, a secret as files and as env, a hostPath directory.
+    @Test func securityContextAndVolumes() throws {
+        try Self.withCluster { c in
+            _ = try Self.ok(c, ["create", "secret", "generic", "creds", "--from-literal=password=s3cret"])
+            let hostDir = c.dataDir + "-hostpath"
+            defer { try? FileManager.default.removeItem(atPath: hostDir) }
+            let manifest = """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: locked}
+                spec:
+                  restartPolicy: Never
+                  securityContext: {runAsUser: 1000, runAsGroup: 3000}
+                  volumes:
+                  - {name: creds, secret: {secretName: creds}}
+                  - {name: host, hostPath: {path: \(hostDir), type: DirectoryOrCreate}}
+                  containers:
+                  - name: app
+                    image: busybox
+                    command: ["sh", "-c", "id; cat /etc/creds/password; echo; echo env=$PASSWORD; touch /rootfile 2>/dev/null && echo root=writable || echo root=readonly; grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status"]
+                    env: [{name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}]
+                    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+                    volumeMounts: [{name: creds, mountPath: /etc/creds}, {name: host, mountPath: /host}]
+                """
+            _ = try Self.ok(c, ["create", "-f", "-"], stdin: manifest)
+            #expect(Self.eventually { Self.jsonpath(c, "locked", "{.status.phase}") == "Succeeded" }, "\(Self.jsonpath(c, "locked", "{.status}"))")
+            let out = try Self.ok(c, ["logs", "locked"])
+            #expect(out.contains("uid=1000 gid=3000"), "\(out)")
+            #expect(out.contains("s3cret") && out.contains("env=s3cret"), "\(out)")
+            #expect(out.contains("root=readonly"), "\(out)")
+            #expect(out.contains("CapEff:\t0000000000000000"), "a non-root user keeps no capabilities: \(out)")
+            #expect(out.contains("NoNewPrivs:\t1"), "\(out)")
+            #expect(FileManager.default.fileExists(atPath: hostDir), "the hostPath directory is created")
+        }
+    }
+
     /// A crashing container backs off for longer each time; a container over its memory limit
     /// is OOMKilled; a missing image is ErrImagePull then ImagePullBackOff.
     @Test func failures() throws {
