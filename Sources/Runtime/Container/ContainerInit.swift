@@ -44,28 +44,8 @@ public enum ContainerInit {
             detachStdin()
         }
 
-        let spec: ContainerSpec
-        do {
-            let bytes = try FileIO.readAll(specPath)
-            spec = try JSONDecoder().decode(ContainerSpec.self, from: Data(bytes))
-        } catch let error as RuntimeSyscallError {
-            report.fail(step: "spec", errno: error.errno, message: error.detail)
-        } catch {
-            report.fail(step: "spec", errno: EINVAL, message: "\(specPath): \(error)")
-        }
-
-        let threads = threadCount()
-        if threads > 1 {
-            report.fail(step: "init", errno: EBUSY,
-                        message: "the init has \(threads) threads; it must fork while single-threaded")
-        }
-
-        // A new PID namespace applies to children only: the shim stays outside.
-        if labnode_unshare(LABNODE_CLONE_NEWPID) != 0 {
-            report.fail(step: "unshare-pid", errno: errno, message: "unshare(CLONE_NEWPID)")
-        }
-        let child = fork()
-        if child < 0 { report.fail(step: "fork", errno: errno, message: "fork") }
+        let spec = decodeSpec(ContainerSpec.self, at: specPath, report: report)
+        let child = forkIntoNewPIDNamespace(report: report)
         if child == 0 {
             ContainerSetup(spec: spec, report: report).run()
         }
@@ -94,16 +74,7 @@ public enum ContainerInit {
     /// path from stdin and carries on; the shim reports PID 1's pid and exits (the spec
     /// must be `detach`).
     static func runEarly(cgroups: [String], report: Reporter, reportFD: Int32) -> Never {
-        let threads = threadCount()
-        if threads > 1 {
-            report.fail(step: "init", errno: EBUSY,
-                        message: "the init has \(threads) threads; it must fork while single-threaded")
-        }
-        if labnode_unshare(LABNODE_CLONE_NEWPID) != 0 {
-            report.fail(step: "unshare-pid", errno: errno, message: "unshare(CLONE_NEWPID)")
-        }
-        let child = fork()
-        if child < 0 { report.fail(step: "fork", errno: errno, message: "fork") }
+        let child = forkIntoNewPIDNamespace(report: report)
         if child == 0 {
             for path in cgroups {
                 do {
@@ -115,14 +86,7 @@ public enum ContainerInit {
             // End-of-file: the agent no longer needs this container.
             guard let specPath = readLine(fd: 0) else { _exit(0) }
             detachStdin()
-            var spec: ContainerSpec
-            do {
-                spec = try JSONDecoder().decode(ContainerSpec.self, from: Data(try FileIO.readAll(specPath)))
-            } catch let error as RuntimeSyscallError {
-                report.fail(step: "spec", errno: error.errno, message: error.detail)
-            } catch {
-                report.fail(step: "spec", errno: EINVAL, message: "\(specPath): \(error)")
-            }
+            var spec = decodeSpec(ContainerSpec.self, at: specPath, report: report)
             spec.cgroupPaths = []
             spec.detach = true
             ContainerSetup(spec: spec, report: report).run()
@@ -130,6 +94,33 @@ public enum ContainerInit {
         report.send("\(InitReport.pidPrefix)\(child)\n")
         close(reportFD)
         _exit(0)
+    }
+
+    /// Reads a JSON spec file, or reports the failure and exits.
+    static func decodeSpec<T: Decodable>(_ type: T.Type, at path: String, report: Reporter) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(try FileIO.readAll(path)))
+        } catch let error as RuntimeSyscallError {
+            report.fail(step: "spec", errno: error.errno, message: error.detail)
+        } catch {
+            report.fail(step: "spec", errno: EINVAL, message: "\(path): \(error)")
+        }
+    }
+
+    /// Checks that this process is still single-threaded (fork keeps only the calling thread),
+    /// then forks the first process of a new PID namespace; the caller stays outside it.
+    static func forkIntoNewPIDNamespace(report: Reporter) -> pid_t {
+        let threads = threadCount()
+        if threads > 1 {
+            report.fail(step: "init", errno: EBUSY,
+                        message: "the init has \(threads) threads; it must fork while single-threaded")
+        }
+        if labnode_unshare(LABNODE_CLONE_NEWPID) != 0 {
+            report.fail(step: "unshare-pid", errno: errno, message: "unshare(CLONE_NEWPID)")
+        }
+        let child = fork()
+        if child < 0 { report.fail(step: "fork", errno: errno, message: "fork") }
+        return child
     }
 
     /// Replaces stdin (the standby's spec pipe) with /dev/null.

@@ -33,14 +33,7 @@ public enum ExecInit {
     public static func run(specPath: String, reportFD: Int32) -> Never {
         _ = fcntl(reportFD, F_SETFD, FD_CLOEXEC)
         let report = Reporter(fd: reportFD)
-        let spec: ExecSpec
-        do {
-            spec = try JSONDecoder().decode(ExecSpec.self, from: Data(try FileIO.readAll(specPath)))
-        } catch let error as RuntimeSyscallError {
-            report.fail(step: "spec", errno: error.errno, message: error.detail)
-        } catch {
-            report.fail(step: "spec", errno: EINVAL, message: "\(specPath): \(error)")
-        }
+        let spec = ContainerInit.decodeSpec(ExecSpec.self, at: specPath, report: report)
         let threads = ContainerInit.threadCount()
         if threads > 1 {
             report.fail(step: "init", errno: EBUSY, message: "the exec init has \(threads) threads; it must fork while single-threaded")
