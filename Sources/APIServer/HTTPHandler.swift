@@ -360,9 +360,6 @@ public struct APIHandler: HTTPResponder {
             if info.subresource == "proxy" {
                 return try await proxy(info, request, rawQuery: request.uri.query)
             }
-            if info.subresource == "exec", request.headers[.upgrade]?.lowercased().hasPrefix("spdy") == true {
-                throw APIError.badRequest("exec over SPDY (kubectl 1.29 and older, or KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) is not supported yet: use kubectl 1.30 or newer")
-            }
             throw APIError(code: 503, reason: .serviceUnavailable,
                            message: "\(r.resource)/\(info.subresource ?? "") is not available on this node yet")
         }
