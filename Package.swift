@@ -17,7 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -67,10 +67,12 @@ let package = Package(
             ],
             exclude: ["Images/README.md", "Container/README.md", "Agent/README.md"]
         ),
-        // Debian's C libraries (libarchive-dev, libseccomp-dev, libcap-dev; scripts/setup installs them).
+        // Debian's C libraries (scripts/setup installs the -dev packages).
         .systemLibrary(name: "CArchive", path: "Sources/CArchive"),
         .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp"),
         .systemLibrary(name: "CCap", path: "Sources/CCap"),
+        // zlib (zlib1g-dev) for SPDY/3 header blocks.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // The little C that Swift cannot do safely (raw syscalls, prctl).
         .target(name: "CShims"),
         .target(
@@ -96,14 +98,17 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "APIMachinery", "Store",
+                "APIMachinery", "Store", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

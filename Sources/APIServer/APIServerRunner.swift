@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOSSL
@@ -69,9 +68,12 @@ public struct APIServerService: Service {
     public func run() async throws {
         let server: HTTPServerBuilder
         let handler = self.handler
-        // Exec arrives as a WebSocket upgrade (kubectl 1.30+); every other request is plain HTTP/1.1.
-        let http = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { request, channel, logger in
-            await handler.shouldUpgrade(request, channel: channel, logger: logger)
+        // exec, attach and port-forward arrive as WebSocket or SPDY upgrades; every other
+        // request is plain HTTP/1.1.
+        let http = HTTPServerBuilder { responder in
+            StreamingHTTPChannel(responder: responder) { head, kind, channel, logger in
+                await handler.planStream(head, kind: kind, channel: channel, logger: logger)
+            }
         }
         if let tls {
             server = try .tls(http, tlsConfiguration: tls.serverConfiguration())

@@ -19,7 +19,7 @@ public final class APIService: Sendable {
     let openWatches = OpenWatches()
     /// Container logs for `pods/log`, once the node agent connects them (PodLogs.swift).
     let podLogSource = PodLogSourceSlot()
-    let podExecSource = PodExecSourceSlot()
+    let podStreamSource = PodStreamSourceSlot()
 
     public init(store: any KVStore, registry: TypeRegistry = .kubernetes, tokenIssuer: (any TokenIssuing)? = nil,
                 serviceAllocator: ServiceAllocator? = nil, now: @escaping @Sendable () -> Date = { Date() }) {

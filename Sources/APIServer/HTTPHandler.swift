@@ -360,6 +360,9 @@ public struct APIHandler: HTTPResponder {
             if info.subresource == "proxy" {
                 return try await proxy(info, request, rawQuery: request.uri.query)
             }
+            if r.group.isEmpty, r.resource == "pods" {
+                try await refuseStream(info, query: query)
+            }
             throw APIError(code: 503, reason: .serviceUnavailable,
                            message: "\(r.resource)/\(info.subresource ?? "") is not available on this node yet")
         }

@@ -2,7 +2,6 @@ import APIMachinery
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Synchronization
@@ -57,38 +56,36 @@ public struct ExecStreams: Sendable {
     public let output: @Sendable (_ channel: UInt8, _ bytes: [UInt8]) async -> Void
 }
 
-/// Where commands run: the node agent, injected by the cluster (APIServer knows no runtime).
-public protocol PodExecSource: Sendable {
+/// Where commands run and ports are dialled: the node agent, injected by the cluster
+/// (APIServer knows no runtime).
+public protocol PodStreamSource: Sendable {
     /// Runs `options.command` in the container and returns its exit code. Errors thrown before
     /// the command starts (not running, no such executable) reach the client as a Status.
     func exec(namespace: String, pod: String, uid: String, container: String, options: PodExecOptions,
               streams: ExecStreams) async throws(APIError) -> Int32
+    /// Joins the container's own stdio (`kubectl attach`, `kubectl run -it`) until the client
+    /// detaches or the container ends.
+    func attach(namespace: String, pod: String, uid: String, container: String, options: PodExecOptions,
+                streams: ExecStreams) async throws(APIError)
+    /// A TCP socket connected to `port` on the pod's loopback, inside its network namespace
+    /// (what the kubelet dials for `kubectl port-forward`). The caller owns the descriptor.
+    func connect(namespace: String, pod: String, uid: String, port: Int) async throws(APIError) -> Int32
 }
 
-final class PodExecSourceSlot: Sendable {
-    let source = Mutex<(any PodExecSource)?>(nil)
+final class PodStreamSourceSlot: Sendable {
+    let source = Mutex<(any PodStreamSource)?>(nil)
 }
 
 extension APIService {
-    /// Connects (or, with nil, disconnects) the node agent's exec.
-    public func setPodExecSource(_ source: (any PodExecSource)?) {
-        podExecSource.source.withLock { $0 = source }
+    /// Connects (or, with nil, disconnects) the node agent's exec, attach and port-forward.
+    public func setPodStreamSource(_ source: (any PodStreamSource)?) {
+        podStreamSource.source.withLock { $0 = source }
     }
 }
 
-/// `kubectl exec` over WebSocket (`v5.channel.k8s.io`, kubectl 1.30 and newer; `v4` too):
-/// binary messages whose first byte is the channel (0 stdin, 1 stdout, 2 stderr, 3 the final
-/// Status, 4 resize; 255 closes a stream in v5).
-enum ExecWebSocket {
-    static let protocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
-
-    /// The subprotocol to answer with, from the client's offer.
-    static func negotiate(_ offered: String?) -> String? {
-        let list = (offered ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        return protocols.first { list.contains($0) }
-    }
-
-    /// The Status kubelet sends on channel 3 when the command ends.
+/// The end of an exec or attach: kubelet's Status on the error channel.
+enum ExecStatus {
+    /// The Status kubelet sends when the command ends.
     static func status(exitCode: Int32, command: [String]) -> JSON {
         if exitCode == 0 { return ["metadata": [:], "status": "Success"] }
         return [
@@ -103,115 +100,167 @@ enum ExecWebSocket {
         ["metadata": [:], "status": "Failure", "message": .string(error.message), "reason": .string(error.reason.rawValue),
          "code": .int(Int64(error.code))]
     }
+}
 
-    /// Runs the session once the connection is upgraded.
-    static func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, source: any PodExecSource,
-                    namespace: String, pod: String, uid: String, container: String, options: PodExecOptions,
-                    v5: Bool, logger: Logger) async {
+/// What an exec or attach session runs once its streams are in place; returns the exit code.
+typealias ExecBody = @Sendable (ExecStreams) async throws(APIError) -> Int32
+
+extension ExecStatus {
+    /// Runs a session's body; when the client's connection closes first, the body is
+    /// cancelled (an attached client that left stops following the container).
+    static func run(_ body: @escaping ExecBody, _ streams: ExecStreams, until channel: any Channel,
+                    command: [String]) async -> JSON {
+        let work = Task { () async -> Result<Int32, APIError> in
+            do throws(APIError) {
+                return .success(try await body(streams))
+            } catch {
+                return .failure(error)
+            }
+        }
+        channel.closeFuture.whenComplete { _ in work.cancel() }
+        switch await work.value {
+        case .success(let code): return status(exitCode: code, command: command)
+        case .failure(let error): return failure(error)
+        }
+    }
+}
+
+/// Terminal sizes as kubectl sends them: `{"Width":100,"Height":30}`, one JSON object per line.
+enum ResizeMessage {
+    static func parse(_ bytes: [UInt8]) -> TerminalSize? {
+        guard let json = try? JSON.parse(bytes), let w = json["Width"]?.intValue, let h = json["Height"]?.intValue else { return nil }
+        return TerminalSize(width: UInt16(clamping: w), height: UInt16(clamping: h))
+    }
+}
+
+/// exec and attach over WebSocket (`v5.channel.k8s.io` from kubectl 1.30, and `v4`):
+/// binary messages whose first byte is the channel (0 stdin, 1 stdout, 2 stderr, 3 the final
+/// Status, 4 resize; 255 closes a stream in v5).
+enum ExecWebSocket {
+    static let protocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+
+    /// The subprotocol to answer with, from the client's offer.
+    static func negotiate(_ offered: [String]) -> String? {
+        protocols.first { offered.contains($0) }
+    }
+
+    static func run(messages: AsyncStream<ByteBuffer>, writer: WebSocketWriter, v5: Bool, command: [String],
+                    logger: Logger, body: @escaping ExecBody) async {
         let (stdin, stdinSink) = AsyncStream.makeStream(of: [UInt8].self)
         let (resize, resizeSink) = AsyncStream.makeStream(of: TerminalSize.self)
-        let writer = OutboundSerializer(outbound)
         let streams = ExecStreams(stdin: stdin, resize: resize) { channel, bytes in
-            await writer.send(channel: channel, bytes)
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(bytes.count + 1)
+            buffer.writeInteger(channel)
+            buffer.writeBytes(bytes)
+            try? await writer.send(buffer).get()
         }
         // The reader runs beside the command: stdin and resize messages arrive while it runs.
         let reader = Task {
-            do {
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    guard case .binary(var buffer) = message, let channel = buffer.readInteger(as: UInt8.self) else { continue }
-                    let payload = buffer.readBytes(length: buffer.readableBytes) ?? []
-                    switch channel {
-                    case 0:
-                        stdinSink.yield(payload)
-                    case 4:
-                        if let json = try? JSON.parse(payload), let w = json["Width"]?.intValue, let h = json["Height"]?.intValue {
-                            resizeSink.yield(TerminalSize(width: UInt16(clamping: w), height: UInt16(clamping: h)))
-                        }
-                    case 255 where v5 && payload.first == 0:
-                        stdinSink.finish()
-                    default:
-                        break
-                    }
+            for await var message in messages {
+                guard let channel = message.readInteger(as: UInt8.self) else { continue }
+                let payload = message.readBytes(length: message.readableBytes) ?? []
+                switch channel {
+                case 0:
+                    stdinSink.yield(payload)
+                case 4:
+                    if let size = ResizeMessage.parse(payload) { resizeSink.yield(size) }
+                case 255 where v5 && payload.first == 0:
+                    stdinSink.finish()
+                default:
+                    break
                 }
-            } catch {
-                logger.debug("exec stream ended", metadata: ["error": "\(error)"])
             }
             stdinSink.finish()
             resizeSink.finish()
         }
-        let final: JSON
-        do {
-            let code = try await source.exec(namespace: namespace, pod: pod, uid: uid, container: container,
-                                             options: options, streams: streams)
-            final = status(exitCode: code, command: options.command)
-        } catch {
-            final = failure(error)
-        }
-        await writer.send(channel: 3, final.serialized())
+        let final = await ExecStatus.run(body, streams, until: writer.channel, command: command)
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt8(3))
+        buffer.writeBytes(final.serialized())
+        try? await writer.send(buffer).get()
         await writer.close()
         reader.cancel()
+        stdinSink.finish()
+        resizeSink.finish()
     }
 }
 
-/// Writes channel messages one at a time (stdout and stderr come from different threads).
-actor OutboundSerializer {
-    let outbound: WebSocketOutboundWriter
-    var closed = false
+/// exec and attach over SPDY/3.1 (kubectl 1.27-1.29, and the fallback of newer ones): the
+/// client opens one stream per purpose (`streamtype` error, stdin, stdout, stderr, resize);
+/// stdout and stderr end with FIN, then the Status goes on `error` (protocol v4).
+enum ExecSPDY {
+    /// Version 4 puts a Status on the error stream; older ones lose exit codes.
+    static let version = "v4.channel.k8s.io"
+    /// How long the client has to open its streams (the kubelet's default too).
+    static let streamWait: Duration = .seconds(30)
 
-    init(_ outbound: WebSocketOutboundWriter) { self.outbound = outbound }
-
-    func send(channel: UInt8, _ bytes: [UInt8]) async {
-        guard !closed else { return }
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(bytes.count + 1)
-        buffer.writeInteger(channel)
-        buffer.writeBytes(bytes)
-        do {
-            try await outbound.write(.binary(buffer))
-        } catch {
-            closed = true
+    static func run(connection: SPDYConnection, options: PodExecOptions, logger: Logger, body: @escaping ExecBody) async {
+        var wanted: Set<String> = ["error"]
+        if options.stdin { wanted.insert("stdin") }
+        if options.stdout { wanted.insert("stdout") }
+        if options.stderr && !options.tty { wanted.insert("stderr") }
+        if options.tty { wanted.insert("resize") }
+        let timeout = Task {
+            try await Task.sleep(for: streamWait)
+            logger.info("closing an exec connection whose streams did not all arrive")
+            connection.inputEnded()
         }
-    }
-
-    func close() async {
-        guard !closed else { return }
-        closed = true
-        try? await outbound.close(.normalClosure, reason: nil)
-    }
-}
-
-extension APIHandler {
-    /// Decides a WebSocket upgrade: only `pods/NAME/exec` with a channel subprotocol, from an
-    /// authenticated user, for a running container. Anything else falls through to the
-    /// normal handler, which answers with a Status.
-    func shouldUpgrade(_ request: HTTPRequest, channel: any Channel,
-                       logger: Logger) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        let target = request.path ?? ""
-        let pathPart = String(target.split(separator: "?", maxSplits: 1).first ?? "")
-        let query = Query(target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init))
-        guard let info = RequestInfo.parse(method: "GET", path: pathPart, query: query),
-              info.group.isEmpty, info.resource == "pods", info.subresource == "exec",
-              let namespace = info.namespace, let name = info.name,
-              let chosen = ExecWebSocket.negotiate(request.headerFields[HTTPField.Name("Sec-WebSocket-Protocol")!]),
-              let source = api.podExecSource.source.withLock({ $0 })
-        else { return .dontUpgrade }
-        do {
-            _ = try await authenticate(authorization: request.headerFields[.authorization], channel: channel)
-            let pod = try await api.get(Resources.pods, namespace: namespace, name: name)
-            let options = PodExecOptions(query: query)
-            let container = try APIService.execContainerName(options.container, pod: pod)
-            if options.command.isEmpty { return .dontUpgrade }
-            let v5 = chosen.hasPrefix("v5")
-            let uid = pod.uid ?? ""
-            var headers = HTTPFields()
-            headers[HTTPField.Name("Sec-WebSocket-Protocol")!] = chosen
-            return .upgrade(headers) { inbound, outbound, _ in
-                await ExecWebSocket.run(inbound: inbound, outbound: outbound, source: source, namespace: namespace, pod: name,
-                                        uid: uid, container: container, options: options, v5: v5, logger: logger)
+        var byType: [String: SPDYStream] = [:]
+        for await stream in connection.streams {
+            byType[stream.streamType] = stream
+            if wanted.isSubset(of: Set(byType.keys)) { break }
+        }
+        timeout.cancel()
+        guard wanted.isSubset(of: Set(byType.keys)), let errorStream = byType["error"] else {
+            await connection.close()
+            return
+        }
+        let stdout = byType["stdout"]
+        let stderr = byType["stderr"]
+        let stdinStream = byType["stdin"]
+        let resizeStream = byType["resize"]
+        let (stdin, stdinSink) = AsyncStream.makeStream(of: [UInt8].self)
+        let (resize, resizeSink) = AsyncStream.makeStream(of: TerminalSize.self)
+        let feeders = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    if let input = stdinStream {
+                        for await chunk in input.inbound {
+                            stdinSink.yield(Array(chunk.readableBytesView))
+                            input.consumed(chunk.readableBytes)
+                        }
+                    }
+                    stdinSink.finish()
+                }
+                group.addTask {
+                    if let sizes = resizeStream {
+                        var pending: [UInt8] = []
+                        for await chunk in sizes.inbound {
+                            pending += chunk.readableBytesView
+                            sizes.consumed(chunk.readableBytes)
+                            while let newline = pending.firstIndex(of: 0x0a) {
+                                if let size = ResizeMessage.parse(Array(pending[..<newline])) { resizeSink.yield(size) }
+                                pending.removeSubrange(...newline)
+                            }
+                        }
+                    }
+                    resizeSink.finish()
+                }
             }
-        } catch {
-            return .dontUpgrade
         }
+        let streams = ExecStreams(stdin: stdin, resize: resize) { channel, bytes in
+            let target = channel == 2 ? (stderr ?? stdout) : stdout
+            await target?.write(ByteBuffer(bytes: bytes))
+        }
+        let final = await ExecStatus.run(body, streams, until: connection.channel, command: options.command)
+        await stdout?.finish()
+        await stderr?.finish()
+        await errorStream.write(ByteBuffer(bytes: final.serialized()), fin: true)
+        feeders.cancel()
+        stdinSink.finish()
+        resizeSink.finish()
+        await connection.close()
     }
 }
 

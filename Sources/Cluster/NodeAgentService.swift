@@ -29,7 +29,7 @@ struct NodeAgentService: Service {
             return
         }
         api.setPodLogSource(AgentLogSource(agent: agent))
-        api.setPodExecSource(AgentExecSource(agent: agent))
+        api.setPodStreamSource(AgentStreamSource(agent: agent))
         do {
             try await cancelWhenGracefulShutdown {
                 try await agent.run {
@@ -43,7 +43,7 @@ struct NodeAgentService: Service {
             try? await gracefulShutdown()
         }
         api.setPodLogSource(nil)
-        api.setPodExecSource(nil)
+        api.setPodStreamSource(nil)
         await agent.shutdown()
     }
 
@@ -76,8 +76,8 @@ struct AgentLogSource: PodLogSource {
     }
 }
 
-/// `kubectl exec` runs commands through the node agent.
-struct AgentExecSource: PodExecSource {
+/// `kubectl exec`, `attach` and `port-forward` go through the node agent.
+struct AgentStreamSource: PodStreamSource {
     let agent: NodeAgent
 
     func exec(namespace: String, pod: String, uid: String, container: String, options: PodExecOptions,
@@ -93,6 +93,31 @@ struct AgentExecSource: PodExecSource {
                                         stdin: options.stdin, input: streams.stdin, resize: sizes, output: streams.output)
         } catch {
             throw APIError.internalError(error.message)
+        }
+    }
+
+    func attach(namespace: String, pod: String, uid: String, container: String, options: PodExecOptions,
+                streams: ExecStreams) async throws(APIError) {
+        let (sizes, sink) = AsyncStream.makeStream(of: (rows: UInt16, columns: UInt16).self)
+        let relay = Task {
+            for await size in streams.resize { sink.yield((size.height, size.width)) }
+            sink.finish()
+        }
+        defer { relay.cancel() }
+        do {
+            try await agent.attach(uid: uid, container: container, stdin: options.stdin, input: streams.stdin,
+                                   resize: sizes, output: streams.output)
+        } catch {
+            throw APIError.badRequest(error.message)
+        }
+    }
+
+    func connect(namespace: String, pod: String, uid: String, port: Int) async throws(APIError) -> Int32 {
+        do {
+            return try await agent.connect(uid: uid, port: port)
+        } catch {
+            // kubectl prints this after "error forwarding port N to pod P, uid U: ".
+            throw APIError(code: 500, reason: .internalError, message: error.message)
         }
     }
 }

@@ -21,11 +21,11 @@ import Testing
     }
 
     @Test func execStatusCarriesTheExitCode() {
-        let failed = ExecWebSocket.status(exitCode: 3, command: ["sh", "-c", "exit 3"])
+        let failed = ExecStatus.status(exitCode: 3, command: ["sh", "-c", "exit 3"])
         #expect(failed["reason"]?.stringValue == "NonZeroExitCode")
         #expect(failed[path: "details", "causes"]?.arrayValue?.first?["message"]?.stringValue == "3")
-        #expect(ExecWebSocket.status(exitCode: 0, command: ["true"])["status"]?.stringValue == "Success")
-        #expect(ExecWebSocket.negotiate("v4.channel.k8s.io, v5.channel.k8s.io") == "v5.channel.k8s.io")
-        #expect(ExecWebSocket.negotiate("channel.k8s.io") == nil)
+        #expect(ExecStatus.status(exitCode: 0, command: ["true"])["status"]?.stringValue == "Success")
+        #expect(ExecWebSocket.negotiate(["v4.channel.k8s.io", "v5.channel.k8s.io"]) == "v5.channel.k8s.io")
+        #expect(ExecWebSocket.negotiate(["channel.k8s.io"]) == nil)
     }
 }

@@ -2,6 +2,7 @@ import APIMachinery
 import CShims
 import Foundation
 import Glibc
+import Synchronization
 
 /// Why a command could not be run in a container.
 public struct ContainerExecError: Error, CustomStringConvertible, Sendable {
@@ -119,28 +120,37 @@ enum ContainerExec {
                 _ = labnode_set_window_size(terminal, size.rows, size.columns)
             }
         }
-        await withTaskGroup(of: Void.self) { group in
-            for reader in readers {
-                let (chunks, sink) = AsyncStream.makeStream(of: [UInt8].self)
-                Thread {
-                    var buffer = [UInt8](repeating: 0, count: 32 * 1024)
-                    while true {
-                        let n = buffer.withUnsafeMutableBytes { read(reader.fd, $0.baseAddress, $0.count) }
-                        if n > 0 {
-                            sink.yield(Array(buffer[0..<n]))
-                        } else if n == 0 || errno != EINTR {
-                            // EIO from a terminal whose last user closed it is its end-of-file.
-                            break
+        // A client that goes away cancels this task: the command is killed (its init dies,
+        // and the command has the parent-death signal) rather than left running unattended.
+        let reaped = Mutex(false)
+        let state = await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for reader in readers {
+                    let (chunks, sink) = AsyncStream.makeStream(of: [UInt8].self)
+                    Thread {
+                        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+                        while true {
+                            let n = buffer.withUnsafeMutableBytes { read(reader.fd, $0.baseAddress, $0.count) }
+                            if n > 0 {
+                                sink.yield(Array(buffer[0..<n]))
+                            } else if n == 0 || errno != EINTR {
+                                // EIO from a terminal whose last user closed it is its end-of-file.
+                                break
+                            }
                         }
+                        sink.finish()
+                    }.start()
+                    group.addTask {
+                        for await chunk in chunks { await output(reader.channel, chunk) }
                     }
-                    sink.finish()
-                }.start()
-                group.addTask {
-                    for await chunk in chunks { await output(reader.channel, chunk) }
                 }
             }
+            let state = await launcher.wait(pid: pid)
+            reaped.withLock { $0 = true }
+            return state
+        } onCancel: {
+            if !reaped.withLock({ $0 }) { _ = kill(pid, SIGKILL) }
         }
-        let state = await launcher.wait(pid: pid)
         for reader in readers { close(reader.fd) }
         pump.cancel()
         resizer.cancel()

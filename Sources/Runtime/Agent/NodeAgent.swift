@@ -313,6 +313,74 @@ public final class NodeAgent: Sendable {
                                               input: input, resize: resize, output: output)
     }
 
+    // MARK: attach
+
+    /// Joins a running container's stdio (`kubectl attach`, `kubectl run -it`): its output
+    /// from now on goes to `output`, `input` to its stdin when it has one (`stdin: true`).
+    /// Returns when the container's output ends or the caller is cancelled (the client left).
+    public func attach(uid: String, container: String, stdin: Bool, input: AsyncStream<[UInt8]>,
+                       resize: AsyncStream<(rows: UInt16, columns: UInt16)>,
+                       output: @escaping @Sendable (UInt8, [UInt8]) async -> Void) async throws(ContainerExecError) {
+        guard let worker = registry.get(uid) else {
+            throw ContainerExecError(message: "pod \(uid) does not run on this node")
+        }
+        guard let point = await worker.attachPoint(container: container) else {
+            throw ContainerExecError(message: "container \(GoQuote.quote(container)) is not running")
+        }
+        let stdio = point.stdio
+        let follow = point.output.follow()
+        let pump = Task {
+            guard stdin, let stdio else { return }
+            for await chunk in input {
+                if !stdio.write(chunk) { break }
+            }
+            // The first client to leave closes a `stdinOnce` container's stdin.
+            if stdio.stdinOnce { stdio.closeInput() }
+        }
+        let resizer = Task {
+            for await size in resize { stdio?.resize(rows: size.rows, columns: size.columns) }
+        }
+        for await (stream, bytes) in follow {
+            await output(stream == .stderr ? 2 : 1, bytes)
+        }
+        pump.cancel()
+        resizer.cancel()
+    }
+
+    // MARK: port-forward
+
+    /// A TCP connection to `port` on the pod's loopback, made inside its network namespace
+    /// as the kubelet does for `kubectl port-forward` (so a server bound to 127.0.0.1 in the
+    /// pod is reachable too). The caller owns the returned descriptor.
+    public func connect(uid: String, port: Int) async throws(ContainerExecError) -> Int32 {
+        guard let worker = registry.get(uid) else {
+            throw ContainerExecError(message: "pod \(uid) does not run on this node")
+        }
+        guard await worker.sandboxCreated else {
+            throw ContainerExecError(message: "the pod's sandbox is not running")
+        }
+        let netns = SandboxNamespaces(directory: PodPaths(root: env.podRoot, uid: uid).namespaces).network
+        let outcome: Result<Int32, ProbeSocket.DialError>
+        do {
+            outcome = try NetworkNamespace.run(inNamespaceAt: netns) {
+                ProbeSocket.dial(host: "localhost", port: port, deadline: ProbeSocket.monotonicNow() + 5).map { connection in
+                    // The Connection closes its descriptor when it goes; keep a copy (close-on-exec).
+                    fcntl(connection.fd, F_DUPFD_CLOEXEC, 0)
+                }
+            }
+        } catch {
+            throw ContainerExecError(message: "entering the pod's network namespace: \(error)")
+        }
+        switch outcome {
+        case .success(let fd) where fd >= 0:
+            return fd
+        case .success:
+            throw ContainerExecError(message: "fcntl(F_DUPFD_CLOEXEC): \(String(cString: strerror(errno)))")
+        case .failure(let error):
+            throw ContainerExecError(message: "failed to connect to localhost:\(port) inside the pod's network namespace: \(error.goText)")
+        }
+    }
+
     // MARK: logs
 
     /// The log of one run of a container, for the API server's pods/log.

@@ -32,6 +32,8 @@ actor PodWorker {
         /// How the current run was started, for commands exec'd into it.
         var process: ContainerSpec.Process?
         var cgroupPaths: [String] = []
+        /// Stdin and terminal of a `stdin`/`tty` container, for `kubectl attach`.
+        var stdio: AttachableStdio?
     }
 
     let env: AgentEnvironment
@@ -269,7 +271,9 @@ actor PodWorker {
         guard (spec["initContainers"]?.arrayValue ?? []).isEmpty else { return [:] }
         var claims: [String: EarlyInit] = [:]
         for container in (spec["containers"]?.arrayValue ?? []).prefix(4) {
-            guard let name = container["name"]?.stringValue, (runs[name]?.attempts ?? 0) == 0,
+            // Interactive containers start on an init of their own (their stdin is not /dev/null).
+            guard container["stdin"]?.boolValue != true, container["tty"]?.boolValue != true,
+                  let name = container["name"]?.stringValue, (runs[name]?.attempts ?? 0) == 0,
                   runs[name]?.observation.lastTermination == nil,
                   let paths = try? env.cgroups.create(pod: pod.uid ?? "", container: name,
                                                       resources: ContainerTranslation.resources(container: container)),
@@ -484,7 +488,19 @@ actor PodWorker {
             mark("spec")
             let handed = claimed
             claimed = nil
-            let (state, stdout, stderr) = try await env.launcher.startLogged(spec, specPath: directories.spec, early: handed)
+            let state: ContainerState, stdout: Int32, stderr: Int32?
+            var stdio: AttachableStdio?
+            let tty = container["tty"]?.boolValue == true
+            if container["stdin"]?.boolValue == true || tty {
+                if let handed { await env.launcher.abandon(handed) }
+                let started = try await env.launcher.startInteractive(spec, specPath: directories.spec,
+                                                                      stdin: container["stdin"]?.boolValue == true, tty: tty)
+                (state, stdout, stderr) = (started.state, started.stdio.output, started.stdio.errors)
+                stdio = AttachableStdio(input: started.stdio.input, terminal: started.stdio.terminal,
+                                        stdinOnce: container["stdinOnce"]?.boolValue == true)
+            } else {
+                (state, stdout, stderr) = try await env.launcher.startLogged(spec, specPath: directories.spec, early: handed)
+            }
             mark("started \(name)")
             let location = env.logLocation(pod: pod, container: name)
             var writer: ContainerLogWriter?
@@ -494,7 +510,7 @@ actor PodWorker {
                 // The container runs without a log rather than not at all.
                 env.logger.warning("container logs unavailable", metadata: ["error": "\(error)"])
                 close(stdout)
-                close(stderr)
+                if let stderr { close(stderr) }
             }
             guard case .running(let shim, let hostPID1) = state else { return }
             run.observation.restartCount = restartCount
@@ -502,6 +518,7 @@ actor PodWorker {
             run.shim = shim
             run.hostPID1 = hostPID1
             run.logWriter = writer
+            run.stdio = stdio
             run.stopSignal = Self.signalNumber(image.config.stopSignal) ?? SIGTERM
             run.process = spec.process
             run.cgroupPaths = cgroupPaths
@@ -545,6 +562,7 @@ actor PodWorker {
         try? env.cgroups.remove(pod: uid, container: name)
         run.logWriter?.stop()
         run.logWriter = nil
+        run.stdio = nil
         let directories = paths.container(name, attempt: run.attempts)
         var message = (try? String(contentsOfFile: directories.terminationLog, encoding: .utf8)).map { String($0.prefix(4096)) }
         if message?.isEmpty == true { message = nil }
@@ -708,6 +726,13 @@ actor PodWorker {
         process.args = command
         return (ExecSpec(target: pid1, process: process, cgroupPaths: run.cgroupPaths),
                 paths.directory + "/exec-\(UInt64.random(in: 0...UInt64.max)).json")
+    }
+
+    /// What `kubectl attach` joins: the running container's output and, for a `stdin` or
+    /// `tty` container, its stdin and terminal; nil while it is not running.
+    func attachPoint(container: String) -> (output: ContainerLogWriter, stdio: AttachableStdio?)? {
+        guard let run = runs[container], run.shim != nil, let writer = run.logWriter else { return nil }
+        return (writer, run.stdio)
     }
 
     /// Whether the container's current run may still write to its log.

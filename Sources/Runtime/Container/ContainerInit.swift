@@ -258,6 +258,7 @@ struct ContainerSetup {
         }
         try joinAndCreateNamespaces()
         try redirectOutput()
+        try takeTerminal()
         try buildFilesystem()
         try switchRoot()
         try restrictPaths()
@@ -289,6 +290,16 @@ struct ContainerSetup {
             }
         }
         try step("unshare") { try sys("unshare", "mount/cgroup/new namespaces") { labnode_unshare(flags) } }
+    }
+
+    /// A `tty: true` container: a session of its own with the terminal on stdin as its
+    /// controlling tty, so a shell gets job control and ^C reaches the foreground job.
+    private func takeTerminal() throws {
+        guard spec.process.terminal == true else { return }
+        try step("tty") {
+            _ = try sys("setsid") { setsid() }
+            _ = try sys("ioctl", "TIOCSCTTY") { labnode_set_controlling_tty(0) }
+        }
     }
 
     private func redirectOutput() throws {

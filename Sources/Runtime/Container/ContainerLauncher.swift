@@ -98,6 +98,73 @@ public struct ContainerLauncher: Sendable {
         }
     }
 
+    /// The agent's ends of an interactive container's stdio (`stdin: true` or `tty: true`).
+    public struct InteractiveStdio: Sendable {
+        /// Its stdout, or the terminal for a TTY container; the caller reads and closes it.
+        public var output: Int32
+        /// Its stderr (nil with a terminal, where everything is on `output`).
+        public var errors: Int32?
+        /// Where its stdin is written (the terminal again for a TTY); nil without stdin.
+        public var input: Int32?
+        /// The terminal, for window sizes; nil without one. The same descriptor as `input`
+        /// when both are set.
+        public var terminal: Int32?
+    }
+
+    /// Starts a container whose stdin the agent keeps (`kubectl attach`, `kubectl run -it`):
+    /// a pipe, or with `tty` a pseudo-terminal that is also its stdout and stderr and its
+    /// controlling tty. Such a start needs its own init (standby ones have /dev/null stdin).
+    public func startInteractive(_ spec: ContainerSpec, specPath: String, stdin: Bool, tty: Bool) async throws
+        -> (state: ContainerState, stdio: InteractiveStdio) {
+        var spec = spec
+        var childEnds: [Int32] = []
+        var ours: InteractiveStdio
+        var stdio: Stdio
+        func pipePair() throws -> (read: Int32, write: Int32) {
+            var fds: [Int32] = [-1, -1]
+            guard labnode_pipe_cloexec(&fds) == 0 else { throw ContainerStartError(step: "spawn", errno: errno, message: "pipe2") }
+            return (fds[0], fds[1])
+        }
+        if tty {
+            var master: Int32 = -1, slave: Int32 = -1
+            guard labnode_open_pty(&master, &slave) == 0 else {
+                throw ContainerStartError(step: "tty", errno: errno, message: "opening a pseudo-terminal")
+            }
+            // Reading and writing close independently, so each gets its own descriptor.
+            let writer = fcntl(master, F_DUPFD_CLOEXEC, 0)
+            guard writer >= 0 else {
+                let e = errno
+                close(master)
+                close(slave)
+                throw ContainerStartError(step: "tty", errno: e, message: "fcntl(F_DUPFD_CLOEXEC)")
+            }
+            ours = InteractiveStdio(output: master, errors: nil, input: stdin ? writer : nil, terminal: writer)
+            childEnds = [slave]
+            stdio = Stdio(stdin: slave, stdout: slave, stderr: slave)
+            spec.process.terminal = true
+        } else {
+            let out = try pipePair()
+            let err = try pipePair()
+            ours = InteractiveStdio(output: out.read, errors: err.read, input: nil, terminal: nil)
+            childEnds = [out.write, err.write]
+            stdio = Stdio(stdin: nil, stdout: out.write, stderr: err.write)
+            if stdin {
+                let input = try pipePair()
+                childEnds.append(input.read)
+                ours.input = input.write
+                stdio.stdin = input.read
+            }
+        }
+        do {
+            let state = try await start(spec, specPath: specPath, stdio: stdio)
+            for fd in childEnds { close(fd) }
+            return (state, ours)
+        } catch {
+            for fd in Set(childEnds + [ours.output] + [ours.errors, ours.input, ours.terminal].compactMap({ $0 })) { close(fd) }
+            throw error
+        }
+    }
+
     /// Begins a container's start before its spec exists: an init forks PID 1 into
     /// `cgroupPaths` at once (the slow part of a start on cgroup v1) and waits. Finish with
     /// `startLogged(_:specPath:early:)`, or `abandon` it.

@@ -197,6 +197,9 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
         /// init ~2 ms of libseccomp work per container; when absent, the init
         /// compiles the filter itself.
         public var seccompProgram: Data?
+        /// Stdin is a terminal that becomes the command's controlling tty (`tty: true`);
+        /// optional so that specs written before it still decode.
+        public var terminal: Bool?
 
         public init(
             args: [String],

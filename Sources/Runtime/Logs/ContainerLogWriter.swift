@@ -36,6 +36,9 @@ public final class ContainerLogWriter: Sendable {
     /// How the copying ended, once it has.
     struct State {
         var finished = false
+        /// Live copies of the output for attached clients (`kubectl attach`), by id.
+        var taps: [Int: AsyncStream<(CRILogStream, [UInt8])>.Continuation] = [:]
+        var nextTap = 0
         /// The first write failure (a full disk): lines are dropped rather than blocking the container.
         var writeError: ContainerLogError?
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -76,6 +79,7 @@ public final class ContainerLogWriter: Sendable {
         let thread = Thread { [self] in
             var pump = LogPump(path: path, file: fd, streams: [(stdout, .stdout)] + (stderr.map { [($0, .stderr)] } ?? []),
                                wake: wakeRead, limits: limits, clock: clock)
+            pump.tap = { [weak self] kind, bytes in self?.fanOut(kind, bytes) }
             let error = pump.run()
             self.finish(writeError: error)
         }
@@ -122,13 +126,44 @@ public final class ContainerLogWriter: Sendable {
     }
 
     func finish(writeError: ContainerLogError?) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let (waiters, taps) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [AsyncStream<(CRILogStream, [UInt8])>.Continuation]) in
             s.finished = true
             s.writeError = s.writeError ?? writeError
-            defer { s.waiters = [] }
-            return s.waiters
+            defer {
+                s.waiters = []
+                s.taps = [:]
+            }
+            return (s.waiters, Array(s.taps.values))
         }
         for w in waiters { w.resume() }
+        for t in taps { t.finish() }
+    }
+
+    /// The output from now on, as it is read (an attached client sees new output only, as
+    /// with the kubelet). Ends when the container's output ends or the caller stops iterating.
+    public func follow() -> AsyncStream<(CRILogStream, [UInt8])> {
+        let (stream, sink) = AsyncStream.makeStream(of: (CRILogStream, [UInt8]).self, bufferingPolicy: .bufferingNewest(256))
+        let id = state.withLock { s -> Int? in
+            if s.finished { return nil }
+            s.nextTap += 1
+            s.taps[s.nextTap] = sink
+            return s.nextTap
+        }
+        guard let id else {
+            sink.finish()
+            return stream
+        }
+        sink.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.taps.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func fanOut(_ kind: CRILogStream, _ bytes: ArraySlice<UInt8>) {
+        let taps = state.withLock { Array($0.taps.values) }
+        guard !taps.isEmpty else { return }
+        let chunk = Array(bytes)
+        for t in taps { t.yield((kind, chunk)) }
     }
 
     /// mkdir -p, tolerating directories that already exist (or appear concurrently).
@@ -169,6 +204,8 @@ struct LogPump {
     /// Timestamps never go backwards within a file, even if the wall clock is stepped back.
     var lastTimestamp = CRITimestamp(seconds: 0)
     var writeError: ContainerLogError?
+    /// Sees every chunk read, before it is split into log lines.
+    var tap: @Sendable (CRILogStream, ArraySlice<UInt8>) -> Void = { _, _ in }
 
     init(path: String, file: Int32, streams: [(Int32, CRILogStream)], wake: Int32, limits: ContainerLogWriter.Limits,
          clock: @escaping @Sendable () -> CRITimestamp) {
@@ -205,6 +242,7 @@ struct LogPump {
             for i in streams.indices where streams[i].open && fds[i].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(streams[i].fd, $0.baseAddress, $0.count) }
                 if n > 0 {
+                    tap(streams[i].kind, buffer[0..<n])
                     take(i, buffer[0..<n])
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                     endStream(i)
