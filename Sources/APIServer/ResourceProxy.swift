@@ -139,6 +139,9 @@ enum ResourceProxy {
 extension APIHandler {
     /// A `proxy` subresource request of any method.
     func proxy(_ info: RequestInfo, _ request: Request, rawQuery: String?) async throws -> Response {
+        if info.group.isEmpty, info.resource == "nodes", let node = info.name {
+            return try await nodeProxy(node: node, path: info.rest, method: request.method.rawValue)
+        }
         guard info.group.isEmpty, info.resource == "services" || info.resource == "pods",
               let namespace = info.namespace, let id = info.name else {
             throw APIError(code: 503, reason: .serviceUnavailable, message: "\(info.resource)/proxy is not available on this node yet")
@@ -169,5 +172,28 @@ extension APIHandler {
         fields[.contentLength] = String(reply.body.count)
         return Response(status: .init(code: reply.status), headers: fields,
                         body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
+    }
+
+    /// `nodes/NAME/proxy/PATH`: the parts of the kubelet's own HTTP API that make sense on a
+    /// one-node lab cluster, answered by the API server since the agent runs in-process:
+    /// `healthz`, and `pods` (the pods bound to the node, as the kubelet lists them).
+    /// Anything else is a 404, as from the kubelet's mux.
+    func nodeProxy(node: String, path: String, method: String) async throws -> Response {
+        _ = try await api.get(Resources.nodes, namespace: nil, name: node)
+        func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+            Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        guard method == "GET" || method == "HEAD" else { return text(.methodNotAllowed, "405 method not allowed\n") }
+        switch path.split(separator: "/").joined(separator: "/") {
+        case "healthz":
+            return text(.ok, "ok")
+        case "pods":
+            let pods = try await api.list(Resources.pods, namespace: nil).items
+                .filter { $0[path: "spec", "nodeName"]?.stringValue == node }
+            return Self.json(["kind": "PodList", "apiVersion": "v1", "metadata": [:], "items": .array(pods)])
+        default:
+            return text(.notFound, "404 page not found\n")
+        }
     }
 }

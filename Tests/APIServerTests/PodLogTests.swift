@@ -362,6 +362,11 @@ extension FakePodLogSource {
 struct PodLogKubectlTests {
     /// Starts the server, runs `body` with a kubeconfig for it, stops the server.
     static func withServer(_ api: APIService, _ body: (KubectlProcess) async throws -> Void) async throws {
+        try await withServer(api) { kubectl, _ in try await body(kubectl) }
+    }
+
+    /// The same, also giving `body` the server's port (for raw connections).
+    static func withServer(_ api: APIService, _ body: (KubectlProcess, Int) async throws -> Void) async throws {
         var logger = Logger(label: "labnode.test")
         // Stopping the server by cancellation makes Hummingbird log an error that means nothing here.
         logger.logLevel = .critical
@@ -385,7 +390,7 @@ struct PodLogKubectlTests {
             current-context: lab
             """
         try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/config"))
-        try await body(KubectlProcess(directory: dir))
+        try await body(KubectlProcess(directory: dir), port)
         running.cancel()
         _ = try? await running.value
     }
@@ -524,16 +529,29 @@ struct KubectlProcess {
             let path = "\(dir)/\(name)"
             if access(path, X_OK) == 0 { return path }
         }
-        return nil
+        guard name != "kubectl" else { return nil }
+        // The versioned builds sit beside the machine's kubectl (a dispatcher), not on PATH;
+        // scripts/setup --test puts the newest under .build-tools.
+        if let kubectl = find("kubectl") {
+            let beside = URL(fileURLWithPath: kubectl).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
+            if access(beside, X_OK) == 0 { return beside }
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let local = root.appendingPathComponent(".build-tools/bin/\(name)").path
+        return access(local, X_OK) == 0 ? local : nil
     }
 
-    func run(_ binary: String, _ args: [String], timeout: Duration = .seconds(30)) async throws -> Result {
+    func run(_ binary: String, _ args: [String], timeout: Duration = .seconds(30), env: [String: String] = [:],
+             stdin: String? = nil) async throws -> Result {
         let id = UUID().uuidString
         let outPath = "\(directory)/out-\(id)"
         let errPath = "\(directory)/err-\(id)"
-        let path = try #require(Self.find(binary))
-        let full = [path, "--kubeconfig", directory + "/config", "--cache-dir", directory + "/cache"] + args
-        let pid = try ChildProcess.spawn(full, env: ["HOME": directory], outPath: outPath, errPath: errPath)
+        var stdinPath: String?
+        if let stdin {
+            stdinPath = "\(directory)/in-\(id)"
+            try Data(stdin.utf8).write(to: URL(fileURLWithPath: "\(directory)/in-\(id)"))
+        }
+        let pid = try start(binary, args, env: env, stdinPath: stdinPath, outPath: outPath, errPath: errPath)
         let start = ContinuousClock.now
         var status: Int32 = 0
         while waitpid(pid, &status, WNOHANG) == 0 {
@@ -547,5 +565,14 @@ struct KubectlProcess {
         let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         return Result(code: ChildProcess.exitCode(status), out: out, err: err)
+    }
+
+    /// Starts kubectl without waiting (port-forward); the caller stops it by pid.
+    func start(_ binary: String, _ args: [String], env: [String: String] = [:], stdinPath: String? = nil,
+               outPath: String, errPath: String) throws -> pid_t {
+        let path = try #require(Self.find(binary))
+        let full = [path, "--kubeconfig", directory + "/config", "--cache-dir", directory + "/cache"] + args
+        return try ChildProcess.spawn(full, env: env.merging(["HOME": directory]) { a, _ in a }, stdinPath: stdinPath,
+                                      outPath: outPath, errPath: errPath)
     }
 }

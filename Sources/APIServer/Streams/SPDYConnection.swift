@@ -261,7 +261,12 @@ final class SPDYBytesHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed { connection.inputEnded() }
+        if let e = event as? ChannelEvent, e == .inputClosed {
+            // SPDY has no half-closed connections: the client is gone, and closing the channel
+            // is what cancels the sessions that were running for it.
+            connection.inputEnded()
+            context.close(promise: nil)
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

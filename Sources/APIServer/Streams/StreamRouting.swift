@@ -61,23 +61,32 @@ extension APIService {
 }
 
 extension APIHandler {
-    /// Decides an upgrade for exec, attach or port-forward (nil declines it; the normal
-    /// handler then answers the same request with a Status).
-    func planStream(_ head: HTTPRequestHead, kind: StreamUpgradeKind, channel: any Channel, logger: Logger) async -> StreamPlan? {
+    /// Decides an upgrade for exec, attach or port-forward, or the Status that refuses it.
+    func planStream(_ head: HTTPRequestHead, kind: StreamUpgradeKind, channel: any Channel,
+                    logger: Logger) async -> Result<StreamPlan, APIError> {
+        do throws(APIError) {
+            return .success(try await streamPlan(head, kind: kind, channel: channel, logger: logger))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func streamPlan(_ head: HTTPRequestHead, kind: StreamUpgradeKind, channel: any Channel,
+                            logger: Logger) async throws(APIError) -> StreamPlan {
         let split = head.uri.split(separator: "?", maxSplits: 1)
         let query = Query(split.dropFirst().first.map(String.init))
         guard let info = RequestInfo.parse(method: head.method.rawValue, path: String(split.first ?? ""), query: query),
               info.group.isEmpty, info.resource == "pods", let sub = info.subresource,
               sub == "exec" || sub == "attach" || sub == "portforward",
-              let namespace = info.namespace, let name = info.name,
-              let source = api.podStreamSource.source.withLock({ $0 })
-        else { return nil }
-        let target: StreamTarget
-        do {
-            _ = try await authenticate(authorization: head.headers["Authorization"].first, channel: channel)
-            target = try await api.streamTarget(subresource: sub, namespace: namespace, name: name, query: query)
-        } catch {
-            return nil
+              let namespace = info.namespace, let name = info.name
+        else { throw APIError.badRequest("only pods/exec, pods/attach and pods/portforward can be upgraded") }
+        _ = try await authenticate(authorization: head.headers["Authorization"].first, channel: channel)
+        guard let source = api.podStreamSource.source.withLock({ $0 }) else {
+            throw APIError(code: 503, reason: .serviceUnavailable, message: "pods/\(sub) is not available: the node agent is not running")
+        }
+        let target = try await api.streamTarget(subresource: sub, namespace: namespace, name: name, query: query)
+        func unsupported(_ offered: [String], _ supported: [String]) -> APIError {
+            APIError.badRequest("unable to upgrade: no supported stream protocol among \(offered) (supported: \(supported.joined(separator: ", ")))")
         }
         if sub == "portforward" {
             let run: @Sendable (StreamTransport) async -> Void = { transport in
@@ -86,10 +95,12 @@ extension APIHandler {
             }
             switch kind {
             case .webSocket(let offered):
-                guard offered.contains(PortForwardSession.webSocketProtocol) else { return nil }
+                guard offered.contains(PortForwardSession.webSocketProtocol) else {
+                    throw unsupported(offered, [PortForwardSession.webSocketProtocol])
+                }
                 return StreamPlan(chosenProtocol: PortForwardSession.webSocketProtocol, spdyInWebSocket: true, run: run)
             case .spdy(let offered):
-                guard offered.contains(PortForwardSession.spdyProtocol) else { return nil }
+                guard offered.contains(PortForwardSession.spdyProtocol) else { throw unsupported(offered, [PortForwardSession.spdyProtocol]) }
                 return StreamPlan(chosenProtocol: PortForwardSession.spdyProtocol, run: run)
             }
         }
@@ -104,14 +115,18 @@ extension APIHandler {
         }
         switch kind {
         case .webSocket(let offered):
-            guard let chosen = ExecWebSocket.negotiate(offered) else { return nil }
+            guard let chosen = ExecWebSocket.negotiate(offered) else { throw unsupported(offered, ExecWebSocket.protocols) }
+            // kubectl 1.30 registers its channels only after the upgrade and drops what arrives
+            // before; a command that fails at once would lose its Status (and exit code).
+            let settle = (head.headers["User-Agent"].first ?? "").contains("/v1.30.")
             return StreamPlan(chosenProtocol: chosen) { transport in
                 guard case .channels(let messages, let writer) = transport else { return }
+                if settle { try? await Task.sleep(for: .milliseconds(100)) }
                 await ExecWebSocket.run(messages: messages, writer: writer, v5: chosen.hasPrefix("v5"),
                                         command: target.options.command, logger: logger, body: body)
             }
         case .spdy(let offered):
-            guard offered.contains(ExecSPDY.version) else { return nil }
+            guard offered.contains(ExecSPDY.version) else { throw unsupported(offered, [ExecSPDY.version]) }
             return StreamPlan(chosenProtocol: ExecSPDY.version) { transport in
                 guard case .spdy(let connection) = transport else { return }
                 await ExecSPDY.run(connection: connection, options: target.options, logger: logger, body: body)

@@ -1,3 +1,4 @@
+import APIMachinery
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -35,9 +36,9 @@ enum StreamTransport: Sendable {
     case spdy(SPDYConnection)
 }
 
-/// Decides an upgrade request; nil declines it (the request then reaches the normal
-/// handler, which answers with a Status saying why).
-typealias StreamPlanner = @Sendable (HTTPRequestHead, StreamUpgradeKind, any Channel, Logger) async -> StreamPlan?
+/// Decides an upgrade request: the plan, or the Status that declines it. NIO's upgrade
+/// handler does not pass a declined request on to HTTP, so the channel answers it itself.
+typealias StreamPlanner = @Sendable (HTTPRequestHead, StreamUpgradeKind, any Channel, Logger) async -> Result<StreamPlan, APIError>
 
 /// The API server's HTTP/1.1 connection: plain requests go to Hummingbird's responder;
 /// `Upgrade: websocket` and `Upgrade: SPDY/3.1` requests for exec, attach and
@@ -52,6 +53,8 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     struct Value: ServerChildChannelValue {
         let upgradeResult: EventLoopFuture<UpgradeResult>
         let channel: any Channel
+        /// Why the first request's upgrade was declined, if it was.
+        let declined: NIOLockedValueBox<APIError?>
     }
 
     let responder: HTTPChannelHandler.Responder
@@ -88,6 +91,7 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             let planner = self.planner
             // The plan decided while building the 101, for the pipeline step that follows it.
             let decided = NIOLockedValueBox<StreamPlan?>(nil)
+            let declined = NIOLockedValueBox<APIError?>(nil)
             let webSocket = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: Self.maxFrameSize,
                 shouldUpgrade: { channel, head in
@@ -95,7 +99,13 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                     promise.completeWithTask {
                         let offered = head.headers["Sec-WebSocket-Protocol"]
                             .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-                        guard let plan = await planner(head, .webSocket(offered: offered), channel, logger) else { return nil }
+                        let plan: StreamPlan
+                        switch await planner(head, .webSocket(offered: offered), channel, logger) {
+                        case .success(let accepted): plan = accepted
+                        case .failure(let error):
+                            declined.withLockedValue { $0 = error }
+                            return nil
+                        }
                         decided.withLockedValue { $0 = plan }
                         return HTTPHeaders([("Sec-WebSocket-Protocol", plan.chosenProtocol)])
                     }
@@ -121,7 +131,7 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                     }
                 }
             )
-            let spdy = SPDYUpgrader(planner: planner, decided: decided, logger: logger)
+            let spdy = SPDYUpgrader(planner: planner, decided: decided, declined: declined, logger: logger)
             let upgrades = NIOTypedHTTPServerUpgradeConfiguration<UpgradeResult>(
                 upgraders: [webSocket, spdy],
                 notUpgradingCompletionHandler: { channel in
@@ -138,7 +148,7 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false  // Hummingbird answers malformed requests
             pipeline.enableResponseHeaderValidation = false  // HTTPTypes validates
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            return Value(upgradeResult: result, channel: channel)
+            return Value(upgradeResult: result, channel: channel, declined: declined)
         }
     }
 
@@ -146,7 +156,11 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         do {
             switch try await value.upgradeResult.get() {
             case .notUpgraded(let http):
-                await handleHTTP(asyncChannel: http, logger: logger)
+                if let refusal = value.declined.withLockedValue({ $0 }) {
+                    await Self.refuse(http, refusal)
+                } else {
+                    await handleHTTP(asyncChannel: http, logger: logger)
+                }
             case .upgraded(let session):
                 await session()
             }
@@ -154,6 +168,20 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             logger.trace("connection closed during an upgrade")
         } catch {
             logger.debug("connection ended during an upgrade", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+extension StreamingHTTPChannel {
+    /// Answers a declined upgrade with its Status and closes the connection (kubectl then
+    /// falls back from WebSocket to SPDY, or prints the message).
+    static func refuse(_ http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, _ error: APIError) async {
+        let body = ByteBuffer(bytes: error.status.serialized())
+        let head = HTTPResponse(status: .init(code: error.code),
+                                headerFields: [.contentType: "application/json", .contentLength: String(body.readableBytes),
+                                               .connection: "close"])
+        try? await http.executeThenClose { _, outbound in
+            try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
         }
     }
 }
@@ -167,6 +195,7 @@ struct SPDYUpgrader: NIOTypedHTTPServerProtocolUpgrader {
 
     let planner: StreamPlanner
     let decided: NIOLockedValueBox<StreamPlan?>
+    let declined: NIOLockedValueBox<APIError?>
     let logger: Logger
 
     var supportedProtocol: String { "spdy/3.1" }
@@ -175,12 +204,18 @@ struct SPDYUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead,
                               initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
         let promise = channel.eventLoop.makePromise(of: HTTPHeaders.self)
-        let (planner, decided, logger) = (self.planner, self.decided, self.logger)
+        let (planner, decided, declined, logger) = (self.planner, self.decided, self.declined, self.logger)
         promise.completeWithTask {
             // Several offers come as repeated headers or as one comma-separated list.
             let offered = upgradeRequest.headers["X-Stream-Protocol-Version"]
                 .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let plan = await planner(upgradeRequest, .spdy(offered: offered), channel, logger) else { throw Declined() }
+            let plan: StreamPlan
+            switch await planner(upgradeRequest, .spdy(offered: offered), channel, logger) {
+            case .success(let accepted): plan = accepted
+            case .failure(let error):
+                declined.withLockedValue { $0 = error }
+                throw Declined()
+            }
             decided.withLockedValue { $0 = plan }
             var headers = initialResponseHeaders
             headers.add(name: "X-Stream-Protocol-Version", value: plan.chosenProtocol)

@@ -16,9 +16,9 @@ enum ContainerExec {
     static func run(_ spec: ExecSpec, specPath: String, launcher: ContainerLauncher, timeout: Double) async -> ExecProbeResult {
         var fds: [Int32] = [-1, -1]
         guard labnode_pipe_cloexec(&fds) == 0 else { return .couldNotRun(message: "pipe: \(String(cString: strerror(errno)))") }
-        let pid: Int32
+        let process: ContainerLauncher.ExecProcess
         do {
-            pid = try await launcher.exec(spec, specPath: specPath, stdio: .init(stdout: fds[1], stderr: fds[1]))
+            process = try await launcher.exec(spec, specPath: specPath, stdio: .init(stdout: fds[1], stderr: fds[1]))
         } catch {
             close(fds[0])
             close(fds[1])
@@ -26,6 +26,7 @@ enum ContainerExec {
         }
         close(fds[1])
         let readEnd = fds[0]
+        let pid = process.pid
         return await ContainerLauncher.onDedicatedThread {
             defer { close(readEnd) }
             let deadline = Date().addingTimeInterval(timeout)
@@ -34,7 +35,7 @@ enum ContainerExec {
             while true {
                 let left = deadline.timeIntervalSinceNow
                 if left <= 0 {
-                    _ = Glibc.kill(pid, SIGKILL)
+                    _ = Glibc.kill(process.command, SIGKILL)
                     _ = ContainerInit.waitForExit(pid)
                     return .timedOut
                 }
@@ -90,9 +91,9 @@ enum ContainerExec {
             stdio.stderr = errW
             readers = [(outR, 1), (errR, 2)]
         }
-        let pid: Int32
+        let process: ContainerLauncher.ExecProcess
         do {
-            pid = try await launcher.exec(spec, specPath: specPath, stdio: stdio)
+            process = try await launcher.exec(spec, specPath: specPath, stdio: stdio)
         } catch {
             for fd in childEnds + readers.map(\.fd) { close(fd) }
             if stdinWrite >= 0 { close(stdinWrite) }
@@ -100,6 +101,7 @@ enum ContainerExec {
         }
         // Only the command may hold its ends now, or its output would never reach end-of-file.
         for fd in childEnds { close(fd) }
+        let pid = process.pid
 
         let writeFD = spec.tty ? terminal : stdinWrite
         let pump = Task {
@@ -120,8 +122,8 @@ enum ContainerExec {
                 _ = labnode_set_window_size(terminal, size.rows, size.columns)
             }
         }
-        // A client that goes away cancels this task: the command is killed (its init dies,
-        // and the command has the parent-death signal) rather than left running unattended.
+        // A client that goes away cancels this task: the command is killed rather than left
+        // running unattended; its init then reaps it and exits.
         let reaped = Mutex(false)
         let state = await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
@@ -149,7 +151,7 @@ enum ContainerExec {
             reaped.withLock { $0 = true }
             return state
         } onCancel: {
-            if !reaped.withLock({ $0 }) { _ = kill(pid, SIGKILL) }
+            if !reaped.withLock({ $0 }) { _ = kill(process.command, SIGKILL) }
         }
         for reader in readers { close(reader.fd) }
         pump.cancel()

@@ -272,10 +272,18 @@ public struct ContainerLauncher: Sendable {
         return .running(pid: pid, hostPID1: hostPID1)
     }
 
+    /// An exec'd command: its init, to wait for (`wait(pid:)` gives the command's exit status),
+    /// and the command itself, to kill. Killing the init instead would orphan the command to
+    /// this process (a subreaper), leaving a zombie in the container's PID namespace that
+    /// keeps the container from ever ending.
+    public struct ExecProcess: Sendable {
+        public var pid: Int32
+        public var command: Int32
+    }
+
     /// Starts `spec.process` inside the running container `spec.target` (see `ExecInit`) with
-    /// the given stdio, once the command has been exec'd. Returns the pid to wait for
-    /// (`wait(pid:)` gives the command's exit status) and signal.
-    public func exec(_ spec: ExecSpec, specPath: String, stdio: Stdio) async throws -> Int32 {
+    /// the given stdio, once the command has been exec'd.
+    public func exec(_ spec: ExecSpec, specPath: String, stdio: Stdio) async throws -> ExecProcess {
         var spec = spec
         if spec.process.seccomp == .runtimeDefault && spec.process.seccompProgram == nil {
             do {
@@ -294,11 +302,12 @@ public struct ContainerLauncher: Sendable {
         let (pid, reportFD) = try spawn(["init", "exec", specPath, "3"], stdio: stdio)
         let text = await Self.onDedicatedThread { Self.readToEnd(reportFD) }
         try? FileManager.default.removeItem(atPath: specPath)
-        if let failure = InitReport.parse(text).failure {
+        let report = InitReport.parse(text)
+        if let failure = report.failure {
             _ = await Self.onDedicatedThread { ContainerInit.waitForExit(pid) }
             throw failure
         }
-        return pid
+        return ExecProcess(pid: pid, command: report.pid ?? pid)
     }
 
     /// Waits for a container started with `spec.detach`: first for its shim, which exits once

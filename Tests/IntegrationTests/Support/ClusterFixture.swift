@@ -166,6 +166,40 @@ final class ClusterFixture: @unchecked Sendable {
         return try inNetns([bin] + args, env: e, stdin: stdin, timeout: timeout)
     }
 
+    /// A kubectl left running in the namespace (port-forward, proxy, a session to break off).
+    /// nsenter execs kubectl, so the pid is kubectl's; stop it with `finish`.
+    final class Background {
+        let pid: pid_t
+        let outPath: String
+        let errPath: String
+        init(pid: pid_t, outPath: String, errPath: String) {
+            self.pid = pid
+            self.outPath = outPath
+            self.errPath = errPath
+        }
+        var out: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+        var err: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+        func finish(_ signal: Int32 = SIGTERM) {
+            kill(pid, signal)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+    }
+
+    func background(_ version: String?, _ args: [String], env: [String: String] = [:]) throws -> Background {
+        guard let bin = TestPaths.kubectl(version) else { throw FixtureError.failed("kubectl \(version ?? "") not found") }
+        let id = UUID().uuidString
+        let out = dataDir + "-bg-out-" + id, err = dataDir + "-bg-err-" + id
+        var e = env
+        e["KUBECONFIG"] = kubeconfig
+        e["HOME"] = dataDir + "-home"
+        let pid = try ChildProcess.spawn(["/usr/bin/nsenter", "--net=/run/netns/\(netns)", bin] + args, env: e,
+                                         outPath: out, errPath: err)
+        return Background(pid: pid, outPath: out, errPath: err)
+    }
+
     func pid() -> Int32? {
         guard let s = try? String(contentsOfFile: dataDir + "/labnode.pid", encoding: .utf8) else { return nil }
         return Int32(s.trimmingCharacters(in: .whitespacesAndNewlines))
