@@ -26,3 +26,4 @@ bench:
 	Benchmarks/controllers.sh
 	Benchmarks/pods.sh
 	Benchmarks/exec.sh
+	Benchmarks/portforward.sh

@@ -51,6 +51,8 @@ enum PortForwardSession {
             let fd = try await source.connect(namespace: target.namespace, pod: target.pod, uid: target.uid, port: port)
             pod = try await ClientBootstrap(group: channel.eventLoop)
                 .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                // Bulk copies: large reads mean fewer, larger DATA frames.
+                .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 65536, maximum: 1 << 20))
                 .withConnectedSocket(fd) { child in
                     child.eventLoop.makeCompletedFuture {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child,

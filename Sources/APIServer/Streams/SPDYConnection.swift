@@ -31,8 +31,9 @@ final class SPDYStream: Sendable {
 
     var streamType: String { headers["streamtype"] ?? "" }
 
-    /// Sends DATA; `fin` closes the server's side. Suspends until the bytes are on the
-    /// socket, which keeps a fast producer from queueing without bound.
+    /// Sends DATA; `fin` closes the server's side. Suspends while the connection's send
+    /// buffer is full (NIO's writability), which keeps a fast producer from queueing without
+    /// bound while letting writes pipeline when the client keeps up.
     func write(_ bytes: ByteBuffer, fin: Bool = false) async {
         let allowed = state.withLock { s -> Bool in
             if s.localClosed || s.reset { return false }
@@ -40,7 +41,8 @@ final class SPDYStream: Sendable {
             return true
         }
         guard allowed else { return }
-        try? await connection.send(.data(streamID: id, fin: fin, payload: bytes)).get()
+        let written = connection.send(.data(streamID: id, fin: fin, payload: bytes))
+        if fin || !connection.channel.isWritable { try? await written.get() }
     }
 
     /// Closes the server's side (an empty DATA frame with FIN), once.
@@ -107,24 +109,35 @@ final class SPDYConnection: Sendable {
                 promise.fail(ChannelError.ioOnClosedChannel)
                 return
             }
-            var out = channel.allocator.buffer(capacity: 16 + (frameLength(frame)))
-            s.writer.encode(frame, into: &out)
-            let bytes = out
+            // DATA goes out as its 8-byte header and the payload as is (no copy); the carrier
+            // frames them together.
+            var head = channel.allocator.buffer(capacity: 64)
+            var payload: ByteBuffer?
+            if case .data(let id, let fin, let bytes) = frame {
+                s.writer.encode(.data(streamID: id, fin: fin, payload: ByteBuffer()), into: &head)
+                head.setInteger(UInt32(fin ? SPDYFrame.flagFin : 0) << 24 | UInt32(bytes.readableBytes), at: head.readerIndex + 4)
+                payload = bytes
+            } else {
+                s.writer.encode(frame, into: &head)
+            }
+            let (header, body) = (head, payload)
             channel.eventLoop.execute {
                 switch carrier {
                 case .raw:
-                    channel.writeAndFlush(bytes, promise: promise)
+                    if let body {
+                        channel.write(header, promise: nil)
+                        channel.writeAndFlush(body, promise: promise)
+                    } else {
+                        channel.writeAndFlush(header, promise: promise)
+                    }
                 case .webSocket:
-                    channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: bytes), promise: promise)
+                    var message = header
+                    if var body { message.writeBuffer(&body) }
+                    channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: message), promise: promise)
                 }
             }
         }
         return promise.futureResult
-    }
-
-    private func frameLength(_ frame: SPDYFrame) -> Int {
-        if case .data(_, _, let payload) = frame { return payload.readableBytes }
-        return 64
     }
 
     /// Handles one frame from the client (called on the event loop, in wire order).

@@ -68,6 +68,17 @@ enum ContainerExec {
             guard labnode_pipe_cloexec(&fds) == 0 else { throw ContainerExecError(message: "pipe: \(String(cString: strerror(errno)))") }
             return (fds[0], fds[1])
         }
+        // The common case (no terminal, no stdin) runs on a standby init, with its pipes.
+        if !spec.tty && !stdin {
+            let started: (process: ContainerLauncher.ExecProcess, stdout: Int32, stderr: Int32)
+            do {
+                started = try await launcher.execPiped(spec, specPath: specPath)
+            } catch {
+                throw ContainerExecError(message: "\(error)")
+            }
+            return await relay(started.process, readers: [(started.stdout, 1), (started.stderr, 2)], writeFD: -1, stdinWrite: -1,
+                               terminal: -1, launcher: launcher, input: input, resize: resize, output: output)
+        }
         if spec.tty {
             var master: Int32 = -1, slave: Int32 = -1
             guard labnode_open_pty(&master, &slave) == 0 else {
@@ -101,9 +112,16 @@ enum ContainerExec {
         }
         // Only the command may hold its ends now, or its output would never reach end-of-file.
         for fd in childEnds { close(fd) }
-        let pid = process.pid
+        return await relay(process, readers: readers, writeFD: spec.tty ? terminal : stdinWrite, stdinWrite: stdinWrite,
+                           terminal: terminal, launcher: launcher, input: input, resize: resize, output: output)
+    }
 
-        let writeFD = spec.tty ? terminal : stdinWrite
+    /// Copies the streams of a started command until it ends; returns its exit status.
+    static func relay(_ process: ContainerLauncher.ExecProcess, readers: [(fd: Int32, channel: UInt8)], writeFD: Int32,
+                      stdinWrite: Int32, terminal: Int32, launcher: ContainerLauncher, input: AsyncStream<[UInt8]>,
+                      resize: AsyncStream<(rows: UInt16, columns: UInt16)>,
+                      output: @escaping @Sendable (UInt8, [UInt8]) async -> Void) async -> Int32 {
+        let pid = process.pid
         let pump = Task {
             for await chunk in input {
                 guard writeFD >= 0 else { continue }

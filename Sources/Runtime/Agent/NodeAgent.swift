@@ -155,6 +155,7 @@ public final class NodeAgent: Sendable {
         }
         await env.probes.shutdown()
         await env.launcher.standby?.drain()
+        await env.launcher.execStandby?.drain()
         try? egress.remove()
         do { try podNetwork.removeBridge() } catch {
             env.logger.warning("could not remove the pod bridge", metadata: ["error": "\(error)"])

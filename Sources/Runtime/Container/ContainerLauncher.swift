@@ -26,10 +26,14 @@ public struct ContainerLauncher: Sendable {
     public var executable: String
     /// Inits started ahead of need, for `startLogged`; nil starts each one on demand.
     public let standby: StandbyInits?
+    /// One `init exec` started ahead of need, for `execPiped` (`kubectl exec` without a
+    /// terminal or stdin): it saves the start of the labnode binary (≈ 20 ms) per exec.
+    public let execStandby: StandbyInits?
 
     public init(executable: String = "/proc/self/exe", standby: Int = 0) {
         self.executable = executable
         self.standby = standby > 0 ? StandbyInits(count: standby) : nil
+        self.execStandby = standby > 0 ? StandbyInits(count: 1) : nil
     }
 
     /// Descriptors for the container's standard streams (nil means /dev/null).
@@ -195,9 +199,9 @@ public struct ContainerLauncher: Sendable {
         }
     }
 
-    /// Starts `labnode init container -`, which loads and warms up, then waits for a spec path
-    /// on its stdin; its stdout and stderr are fresh pipes.
-    func spawnStandby() throws -> StandbyInits.Entry {
+    /// Starts `labnode init container -` (or `init exec -`), which loads and warms up, then
+    /// waits for a spec path on its stdin; its stdout and stderr are fresh pipes.
+    func spawnStandby(mode: String = "container") throws -> StandbyInits.Entry {
         var spec: [Int32] = [-1, -1], out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
         guard labnode_pipe_cloexec(&spec) == 0 else { throw ContainerStartError(step: "spawn", errno: errno, message: "pipe2") }
         guard labnode_pipe_cloexec(&out) == 0 else {
@@ -216,7 +220,7 @@ public struct ContainerLauncher: Sendable {
             close(err[1])
         }
         do {
-            let (pid, reportFD) = try spawn(["init", "container", "-", "3"],
+            let (pid, reportFD) = try spawn(["init", mode, "-", "3"],
                                             stdio: Stdio(stdin: spec[0], stdout: out[1], stderr: err[1]))
             return StandbyInits.Entry(pid: pid, specWrite: spec[1], stdoutRead: out[0], stderrRead: err[0], reportRead: reportFD)
         } catch {
@@ -281,9 +285,30 @@ public struct ContainerLauncher: Sendable {
         public var command: Int32
     }
 
-    /// Starts `spec.process` inside the running container `spec.target` (see `ExecInit`) with
-    /// the given stdio, once the command has been exec'd.
-    public func exec(_ spec: ExecSpec, specPath: String, stdio: Stdio) async throws -> ExecProcess {
+    /// Starts `spec.process` inside the running container `spec.target` with stdin /dev/null
+    /// and fresh pipes for stdout and stderr (returned; the caller reads and closes them),
+    /// on a standby init when one is ready.
+    public func execPiped(_ spec: ExecSpec, specPath: String) async throws -> (process: ExecProcess, stdout: Int32, stderr: Int32) {
+        try writeExecSpec(spec, specPath: specPath)
+        let entry = try execStandby?.take() ?? spawnStandby(mode: "exec")
+        defer { execStandby?.refill { try self.spawnStandby(mode: "exec") } }
+        var line = Array((specPath + "\n").utf8)
+        let written = line.withUnsafeMutableBytes { write(entry.specWrite, $0.baseAddress, $0.count) }
+        close(entry.specWrite)
+        let text = await Self.onDedicatedThread { Self.readToEnd(entry.reportRead) }
+        try? FileManager.default.removeItem(atPath: specPath)
+        let report = InitReport.parse(text)
+        guard written == line.count, report.failure == nil, let command = report.pid else {
+            close(entry.stdoutRead)
+            close(entry.stderrRead)
+            _ = await Self.onDedicatedThread { ContainerInit.waitForExit(entry.pid) }
+            throw report.failure ?? ContainerStartError(step: "spawn", errno: EPIPE, message: "the exec init did not start the command")
+        }
+        return (ExecProcess(pid: entry.pid, command: command), entry.stdoutRead, entry.stderrRead)
+    }
+
+    /// Compiles the seccomp filter into the spec (the init then skips libseccomp) and writes it.
+    func writeExecSpec(_ spec: ExecSpec, specPath: String) throws {
         var spec = spec
         if spec.process.seccomp == .runtimeDefault && spec.process.seccompProgram == nil {
             do {
@@ -299,6 +324,12 @@ public struct ContainerLauncher: Sendable {
         } catch {
             throw ContainerStartError(step: "spec", errno: EIO, message: "writing \(specPath): \(error)")
         }
+    }
+
+    /// Starts `spec.process` inside the running container `spec.target` (see `ExecInit`) with
+    /// the given stdio, once the command has been exec'd.
+    public func exec(_ spec: ExecSpec, specPath: String, stdio: Stdio) async throws -> ExecProcess {
+        try writeExecSpec(spec, specPath: specPath)
         let (pid, reportFD) = try spawn(["init", "exec", specPath, "3"], stdio: stdio)
         let text = await Self.onDedicatedThread { Self.readToEnd(reportFD) }
         try? FileManager.default.removeItem(atPath: specPath)

@@ -33,6 +33,14 @@ public enum ExecInit {
     public static func run(specPath: String, reportFD: Int32) -> Never {
         _ = fcntl(reportFD, F_SETFD, FD_CLOEXEC)
         let report = Reporter(fd: reportFD)
+        var specPath = specPath
+        if specPath == "-" {
+            // A standby (`ContainerLauncher.execPiped`): loaded ahead of need, it waits for the
+            // spec's path on stdin; end-of-file means it is not needed after all.
+            guard let line = ContainerInit.readLine(fd: 0) else { _exit(0) }
+            specPath = line
+            ContainerInit.detachStdin()
+        }
         let spec = ContainerInit.decodeSpec(ExecSpec.self, at: specPath, report: report)
         let threads = ContainerInit.threadCount()
         if threads > 1 {
