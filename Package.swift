@@ -34,7 +34,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "APIServer", "Store", "APIMachinery", "Controllers", "Runtime", "Networking",
+                "APIServer", "Store", "APIMachinery", "Controllers", "Runtime", "Networking", "ServiceProxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -75,6 +75,15 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // The little C that Swift cannot do safely (raw syscalls, prctl).
         .target(name: "CShims"),
+        .target(
+            name: "ServiceProxy",
+            dependencies: [
+                "APIMachinery", "Controllers", "Networking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["README.md"]
+        ),
         .target(
             name: "Networking",
             dependencies: [.product(name: "Logging", package: "swift-log")],
@@ -124,6 +133,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
         .testTarget(name: "NetworkingTests", dependencies: ["Networking"]),
+        .testTarget(name: "ServiceProxyTests", dependencies: ["ServiceProxy", "APIMachinery"]),
         .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store", "TestSupport",

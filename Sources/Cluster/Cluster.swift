@@ -127,12 +127,27 @@ public enum ClusterRunner {
             executable: executable,
             recipesDirectory: ImageBuilder.defaultRecipesDirectory(executablePath: executable),
             caCertificatePEM: pki.caCertificatePEM)
+        let agentStarted = ReadinessGate()
+        let agentUp = NIOLockedValueBox(false)
         let agent = NodeAgentService(
             make: { try NodeAgent(settings: agentSettings, client: api, events: EventRecorder(client: api), logger: agentLogger) },
-            api: api, startAfter: { await controllersReady.wait() }, progress: progress, logger: agentLogger)
+            api: api, startAfter: { await controllersReady.wait() }, progress: progress,
+            onStarted: { up in
+                agentUp.withLockedValue { $0 = up }
+                agentStarted.open()
+            },
+            logger: agentLogger)
+        let proxy = ServiceProxyService(
+            config: config, api: api,
+            startAfter: {
+                await agentStarted.wait()
+                return agentUp.withLockedValue { $0 }
+            },
+            progress: progress, logger: Logger(label: "labnode.service-proxy"))
         let repair = AllocationRepair(api: api, logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: controllers), .init(service: agent), .init(service: repair)],
+            services: [.init(service: server), .init(service: controllers), .init(service: agent), .init(service: proxy),
+                       .init(service: repair)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

@@ -121,6 +121,10 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         guard Self.proxyModes.contains(proxyMode) else {
             throw ClusterError.config("--proxy-mode \"\(proxyMode)\" is not one of \(Self.proxyModes.joined(separator: ", "))")
         }
+        if proxyMode == "ipvs", let missing = Self.missingIPVS() {
+            throw ClusterError.config("--proxy-mode ipvs needs the kernel's IP Virtual Server (CONFIG_IP_VS, module ip_vs), "
+                                      + "and this kernel has none (\(missing)); use --proxy-mode iptables or nftables")
+        }
         for address in try loadBalancerAddresses() {
             guard let ip = try? IPv4Address(parsing: address) else { continue }
             if svc.contains(ip) || pods.contains(ip) {
@@ -168,5 +172,19 @@ public enum ClusterError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .config(let s), .host(let s), .daemon(let s): return s
         }
+    }
+}
+
+extension ClusterConfig {
+    /// Why IPVS is unavailable, or nil when the kernel has it: built in (/proc/net/ip_vs), or
+    /// as a module that can be loaded.
+    static func missingIPVS(procRoot: String = "/proc", modulesRoot: String = "/lib/modules") -> String? {
+        if FileManager.default.fileExists(atPath: procRoot + "/net/ip_vs") { return nil }
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let module = "\(modulesRoot)/\(release)/kernel/net/netfilter/ipvs/ip_vs.ko"
+        for suffix in ["", ".xz", ".zst", ".gz"] where FileManager.default.fileExists(atPath: module + suffix) { return nil }
+        return "no \(procRoot)/net/ip_vs, and no ip_vs module for kernel \(release)"
     }
 }

@@ -16,6 +16,8 @@ struct NodeAgentService: Service {
     let api: APIService
     let startAfter: @Sendable () async -> Void
     let progress: ProgressReporter
+    /// Told whether the agent came up (the service proxy starts after it, or not at all).
+    let onStarted: @Sendable (Bool) -> Void
     let logger: Logger
 
     func run() async throws {
@@ -25,6 +27,7 @@ struct NodeAgentService: Service {
             agent = try make()
         } catch {
             fail("\(error)")
+            onStarted(false)
             try? await gracefulShutdown()
             return
         }
@@ -34,12 +37,13 @@ struct NodeAgentService: Service {
             try await cancelWhenGracefulShutdown {
                 try await agent.run {
                     progress.ready("node-agent")
-                    progress.finish()
+                    onStarted(true)
                 }
             }
         } catch is CancellationError {
         } catch {
             fail("\(error)")
+            onStarted(false)
             try? await gracefulShutdown()
         }
         api.setPodLogSource(nil)

@@ -1,0 +1,59 @@
+import APIServer
+import Logging
+import ServiceLifecycle
+import ServiceProxy
+
+/// Runs the service proxy once the node agent has made the pod bridge (the service range is
+/// routed through it), and removes its rules on shutdown. It ends the start-up progress.
+struct ServiceProxyService: Service {
+    let config: ClusterConfig
+    let api: APIService
+    let startAfter: @Sendable () async -> Bool
+    let progress: ProgressReporter
+    let logger: Logger
+
+    func run() async throws {
+        // A service that returns would stop the whole group: wait for shutdown instead.
+        guard await startAfter() else {
+            try? await gracefulShutdown()
+            return
+        }
+        guard config.proxyMode == "iptables" else {
+            // Only the iptables mode exists so far; say so rather than pretend.
+            progress.ready("kube-proxy", "not running: --proxy-mode \(config.proxyMode) is not implemented yet (use iptables)")
+            progress.finish()
+            try? await gracefulShutdown()
+            return
+        }
+        let settings = ProxySettings(nodeName: config.nodeName, clusterCIDR: config.clusterCIDR,
+                                     serviceCIDR: config.serviceClusterIPRange)
+        let runner: ServiceProxyRunner
+        do {
+            runner = try ServiceProxyRunner(settings: settings, bridge: "cni0", stateDirectory: config.dataDir + "/network",
+                                            client: api, logger: logger)
+        } catch {
+            fail("\(error)")
+            try? await gracefulShutdown()
+            return
+        }
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await runner.run {
+                    progress.ready("kube-proxy", "iptables")
+                    progress.finish()
+                }
+            }
+        } catch is CancellationError {
+        } catch {
+            fail("\(error)")
+            try? await gracefulShutdown()
+        }
+        await runner.cleanup()
+    }
+
+    func fail(_ message: String) {
+        logger.error("the service proxy stopped: \(message)")
+        progress.fail("service proxy: \(message)")
+        progress.finish()
+    }
+}

@@ -1,0 +1,220 @@
+/// What the iptables rule set depends on besides the services.
+public struct ProxySettings: Equatable, Sendable {
+    public var nodeName: String
+    /// The pod range: traffic from elsewhere to a cluster IP is masqueraded (kube-proxy's
+    /// local-traffic detector by cluster CIDR).
+    public var clusterCIDR: String
+    /// The service range: a packet to an unallocated address there is rejected, not routed on.
+    public var serviceCIDR: String
+    /// kube-proxy's masquerade mark, bit 14.
+    public var masqueradeMark = "0x4000"
+
+    public init(nodeName: String, clusterCIDR: String, serviceCIDR: String) {
+        self.nodeName = nodeName
+        self.clusterCIDR = clusterCIDR
+        self.serviceCIDR = serviceCIDR
+    }
+}
+
+/// Renders kube-proxy's iptables layout (proxy-dns-spec.md A1-A10) as `iptables-restore`
+/// input: the filter table, then nat. Chains are declared (which flushes just them under
+/// `--noflush`) and filled; chains of ours that are no longer needed are declared and
+/// deleted, so other software's rules in the same tables are never touched.
+public struct IptablesRules: Sendable {
+    public let settings: ProxySettings
+
+    public init(settings: ProxySettings) { self.settings = settings }
+
+    /// Top-level chains, rewritten on every sync.
+    public static let filterChains = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"]
+    public static let natChains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"]
+
+    /// Where the built-in chains jump into ours: (table, chain, rule arguments), each inserted
+    /// at the top once, and deleted with the same arguments on cleanup.
+    public static let jumps: [(table: String, chain: String, rule: [String])] = [
+        ("filter", "INPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes externally-visible service portals", "-j", "KUBE-EXTERNAL-SERVICES"]),
+        ("filter", "FORWARD", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes externally-visible service portals", "-j", "KUBE-EXTERNAL-SERVICES"]),
+        ("filter", "INPUT", ["-m", "comment", "--comment", "kubernetes health check service ports", "-j", "KUBE-NODEPORTS"]),
+        ("filter", "FORWARD", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]),
+        ("filter", "OUTPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]),
+        ("filter", "FORWARD", ["-m", "comment", "--comment", "kubernetes forwarding rules", "-j", "KUBE-FORWARD"]),
+        ("filter", "INPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes load balancer firewall", "-j", "KUBE-PROXY-FIREWALL"]),
+        ("filter", "OUTPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes load balancer firewall", "-j", "KUBE-PROXY-FIREWALL"]),
+        ("filter", "FORWARD", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes load balancer firewall", "-j", "KUBE-PROXY-FIREWALL"]),
+        ("nat", "OUTPUT", ["-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]),
+        ("nat", "PREROUTING", ["-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]),
+        ("nat", "POSTROUTING", ["-m", "comment", "--comment", "kubernetes postrouting rules", "-j", "KUBE-POSTROUTING"]),
+    ]
+
+    /// The per-service chains this rule set defines (to know which old ones to delete).
+    public func serviceChains(_ ports: [ProxyServicePort]) -> Set<String> {
+        var chains = Set<String>()
+        for sp in ports where sp.hasEndpoints {
+            chains.insert(sp.serviceChain)
+            if hasExternal(sp) { chains.insert(sp.externalChain) }
+            if sp.internalPolicyLocal || sp.externalPolicyLocal { chains.insert(sp.localChain) }
+            for e in usedEndpoints(sp) { chains.insert(sp.endpointChain(e)) }
+        }
+        return chains
+    }
+
+    /// Endpoints some chain of the service jumps to; each gets a KUBE-SEP chain.
+    func usedEndpoints(_ sp: ProxyServicePort) -> [ProxyEndpoint] {
+        var used = sp.clusterEndpoints
+        if sp.internalPolicyLocal || sp.externalPolicyLocal {
+            used += sp.localEndpoints(node: settings.nodeName).filter { !used.contains($0) }
+        }
+        return used
+    }
+
+    func hasExternal(_ sp: ProxyServicePort) -> Bool {
+        sp.nodePort != nil || !sp.externalIPs.isEmpty || !sp.loadBalancerIPs.isEmpty
+    }
+
+    /// The whole rule set. `stale` are per-service chains written before and not wanted now.
+    public func render(_ ports: [ProxyServicePort], stale: Set<String> = []) -> String {
+        var filter: [String] = []
+        var nat: [String] = []
+        let mark = settings.masqueradeMark
+        func comment(_ text: String) -> [String] { ["-m", "comment", "--comment", quote(text)] }
+
+        // filter: rejects for services without endpoints, forwarding, the no-leak rule.
+        for sp in ports {
+            let match = ["-m", sp.proto, "-p", sp.proto]
+            if !sp.hasEndpoints {
+                if let ip = sp.clusterIP {
+                    filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "REJECT"]))
+                }
+                for ip in sp.externalIPs + sp.loadBalancerIPs {
+                    filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "REJECT"]))
+                }
+                if let np = sp.nodePort {
+                    filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no endpoints") + ["-m", "addrtype", "--dst-type", "LOCAL"]
+                                       + match + ["--dport", "\(np)", "-j", "REJECT"]))
+                }
+            } else if sp.internalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty, let ip = sp.clusterIP {
+                filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
+            }
+        }
+        // Anything still addressed to the service range was not a service: refuse it here
+        // rather than route it on (the nftables mode's cluster-ips check, for iptables).
+        filter.append(rule("KUBE-SERVICES", comment("unallocated service address") + ["-d", settings.serviceCIDR, "-j", "REJECT"]))
+        filter.append(rule("KUBE-FORWARD", ["-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]))
+        filter.append(rule("KUBE-FORWARD", comment("kubernetes forwarding rules") + ["-m", "mark", "--mark", "\(mark)/\(mark)", "-j", "ACCEPT"]))
+        filter.append(rule("KUBE-FORWARD", comment("kubernetes forwarding conntrack rule") + ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]))
+
+        // nat: masquerading, then the dispatch from KUBE-SERVICES to per-service chains.
+        nat.append(rule("KUBE-POSTROUTING", ["-m", "mark", "!", "--mark", "\(mark)/\(mark)", "-j", "RETURN"]))
+        nat.append(rule("KUBE-POSTROUTING", ["-j", "MARK", "--xor-mark", mark]))
+        nat.append(rule("KUBE-POSTROUTING", comment("kubernetes service traffic requiring SNAT") + ["-j", "MASQUERADE", "--random-fully"]))
+        nat.append(rule("KUBE-MARK-MASQ", ["-j", "MARK", "--or-mark", mark]))
+        var serviceChainLines: [String] = []
+        var chainRules: [String] = []
+        for sp in ports where sp.hasEndpoints {
+            let match = ["-m", sp.proto, "-p", sp.proto]
+            let svc = sp.serviceChain
+            let internalTarget = sp.internalPolicyLocal ? sp.localChain : svc
+            if let ip = sp.clusterIP {
+                nat.append(rule("KUBE-SERVICES", comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", internalTarget]))
+            }
+            for ip in sp.externalIPs {
+                nat.append(rule("KUBE-SERVICES", comment("\(sp.key) external IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", sp.externalChain]))
+            }
+            for ip in sp.loadBalancerIPs {
+                nat.append(rule("KUBE-SERVICES", comment("\(sp.key) loadbalancer IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", sp.externalChain]))
+            }
+            if let np = sp.nodePort {
+                nat.append(rule("KUBE-NODEPORTS", comment(sp.key) + match + ["--dport", "\(np)", "-j", sp.externalChain]))
+            }
+
+            // KUBE-SVC: masquerade what does not come from a pod, then pick an endpoint.
+            serviceChainLines.append(":\(svc) - [0:0]")
+            if let ip = sp.clusterIP {
+                chainRules.append(rule(svc, comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "!", "-s", settings.clusterCIDR, "-j", "KUBE-MARK-MASQ"]))
+            }
+            chainRules += dispatch(sp, chain: svc, endpoints: sp.clusterEndpoints)
+            if sp.internalPolicyLocal || sp.externalPolicyLocal {
+                serviceChainLines.append(":\(sp.localChain) - [0:0]")
+                chainRules += dispatch(sp, chain: sp.localChain, endpoints: sp.localEndpoints(node: settings.nodeName))
+            }
+            if hasExternal(sp) {
+                let ext = sp.externalChain
+                serviceChainLines.append(":\(ext) - [0:0]")
+                if sp.externalPolicyLocal {
+                    chainRules.append(rule(ext, comment("pod traffic for \(sp.key) external destinations") + ["-s", settings.clusterCIDR, "-j", svc]))
+                    chainRules.append(rule(ext, comment("masquerade LOCAL traffic for \(sp.key) external destinations") + ["-m", "addrtype", "--src-type", "LOCAL", "-j", "KUBE-MARK-MASQ"]))
+                    chainRules.append(rule(ext, comment("route LOCAL traffic for \(sp.key) external destinations") + ["-m", "addrtype", "--src-type", "LOCAL", "-j", svc]))
+                    if !sp.localEndpoints(node: settings.nodeName).isEmpty { chainRules.append(rule(ext, ["-j", sp.localChain])) }
+                } else {
+                    chainRules.append(rule(ext, comment("masquerade traffic for \(sp.key) external destinations") + ["-j", "KUBE-MARK-MASQ"]))
+                    chainRules.append(rule(ext, ["-j", svc]))
+                }
+            }
+            // KUBE-SEP: hairpin masquerade, then DNAT (remembering the client for affinity).
+            for e in usedEndpoints(sp) {
+                let sep = sp.endpointChain(e)
+                serviceChainLines.append(":\(sep) - [0:0]")
+                chainRules.append(rule(sep, comment(sp.key) + ["-s", "\(e.ip)/32", "-j", "KUBE-MARK-MASQ"]))
+                var dnat = comment(sp.key)
+                if sp.affinitySeconds != nil { dnat += ["-m", "recent", "--name", sep, "--mask", "255.255.255.255", "--set", "--rsource"] }
+                chainRules.append(rule(sep, dnat + match + ["-j", "DNAT", "--to-destination", e.address]))
+            }
+        }
+        // Last: anything for a local address may be a NodePort.
+        nat.append(rule("KUBE-SERVICES", comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
+                        + ["-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", "127.0.0.0/8", "-j", "KUBE-NODEPORTS"]))
+
+        var out = ["*filter"]
+        out += Self.filterChains.map { ":\($0) - [0:0]" }
+        out += filter
+        out.append("COMMIT")
+        out.append("*nat")
+        out += Self.natChains.map { ":\($0) - [0:0]" }
+        out += serviceChainLines
+        out += stale.sorted().map { ":\($0) - [0:0]" }
+        out += nat
+        out += chainRules
+        out += stale.sorted().map { "-X \($0)" }
+        out.append("COMMIT")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Affinity checks, then one rule per endpoint with probability 1/(n-i), the last one
+    /// unconditional: a uniform choice per new connection.
+    func dispatch(_ sp: ProxyServicePort, chain: String, endpoints: [ProxyEndpoint]) -> [String] {
+        var rules: [String] = []
+        if let seconds = sp.affinitySeconds {
+            for e in endpoints {
+                let sep = sp.endpointChain(e)
+                rules.append(rule(chain, ["-m", "comment", "--comment", quote("\(sp.key) -> \(e.address)"), "-m", "recent", "--name", sep,
+                                          "--mask", "255.255.255.255", "--rcheck", "--seconds", "\(seconds)", "--reap", "--rsource", "-j", sep]))
+            }
+        }
+        for (i, e) in endpoints.enumerated() {
+            var args = ["-m", "comment", "--comment", quote("\(sp.key) -> \(e.address)")]
+            if i < endpoints.count - 1 {
+                args += ["-m", "statistic", "--mode", "random", "--probability", Self.probability(endpoints.count - i)]
+            }
+            rules.append(rule(chain, args + ["-j", sp.endpointChain(e)]))
+        }
+        return rules
+    }
+
+    /// 1/n with ten decimals, as kube-proxy prints it.
+    static func probability(_ n: Int) -> String {
+        let value = 1.0 / Double(n)
+        let scaled = (value * 1e10).rounded()
+        let whole = Int(scaled) / 10_000_000_000
+        let fraction = String(Int(scaled) % 10_000_000_000)
+        return "\(whole)." + String(repeating: "0", count: 10 - fraction.count) + fraction
+    }
+
+    func rule(_ chain: String, _ args: [String]) -> String {
+        "-A \(chain) " + args.joined(separator: " ")
+    }
+
+    /// iptables-restore splits on spaces: a comment with spaces is double-quoted.
+    func quote(_ text: String) -> String {
+        text.contains(" ") ? "\"\(text)\"" : text
+    }
+}

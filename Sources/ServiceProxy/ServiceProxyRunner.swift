@@ -1,0 +1,107 @@
+import APIMachinery
+import Controllers
+import Foundation
+import Logging
+import Networking
+
+/// The service proxy as kube-proxy runs it: watch Services and EndpointSlices, and after
+/// each change program the node (iptables mode). Changes that arrive together are applied
+/// in one sync; a sync that fails is retried.
+public final class ServiceProxyRunner: Sendable {
+    let settings: ProxySettings
+    let proxier: IptablesProxier
+    let client: any APIClient
+    let logger: Logger
+    let bridge: String
+    /// Sysctls changed for the proxy, with their values before, for `cleanup`.
+    let sysctls: SysctlJournal
+    let services = Informer(Resources.services)
+    let slices = Informer(Resources.endpointSlices)
+
+    public init(settings: ProxySettings, bridge: String, stateDirectory: String, client: any APIClient, logger: Logger,
+                run: @escaping CommandRunner = IptablesProxier.system) throws {
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        sysctls = try SysctlJournal(sysctl: ProcSysctl(), recordPath: stateDirectory + "/proxy-sysctls.json")
+        self.settings = settings
+        self.bridge = bridge
+        self.client = client
+        self.logger = logger
+        proxier = IptablesProxier(settings: settings, run: run, logger: logger)
+    }
+
+    /// Readies the node (sysctls, the route to the service range), then syncs until cancelled.
+    /// `onReady` is called after the first successful sync.
+    public func run(onReady: @escaping @Sendable () -> Void) async throws {
+        try prepareNode()
+        let (changes, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        services.onChange { _ in signal.yield() }
+        slices.onChange { _ in signal.yield() }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.services.run(client: self.client, logger: self.logger) }
+            group.addTask { await self.slices.run(client: self.client, logger: self.logger) }
+            group.addTask {
+                // Nothing is programmed until both informers have synced (kube-proxy's isInitialized).
+                await self.services.waitSynced()
+                await self.slices.waitSynced()
+                var ready = false
+                var retry = false
+                while !Task.isCancelled {
+                    do {
+                        try await self.proxier.sync(self.currentPorts())
+                        retry = false
+                        if !ready {
+                            ready = true
+                            onReady()
+                        }
+                    } catch {
+                        self.logger.warning("service proxy sync failed; retrying", metadata: ["error": "\(error)"])
+                        retry = true
+                    }
+                    // The next change, or a resync: a retry soon, the canary check every 30 s.
+                    let delay: Duration = retry ? .seconds(1) : .seconds(30)
+                    let next = Task {
+                        try? await Task.sleep(for: delay)
+                        signal.yield()
+                    }
+                    var it = changes.makeAsyncIterator()
+                    guard await it.next() != nil else { break }
+                    next.cancel()
+                }
+            }
+        }
+    }
+
+    func currentPorts() -> [ProxyServicePort] {
+        ProxyModel.servicePorts(services: services.list(), slices: slices.list())
+    }
+
+    /// What a kube-proxy node needs (proxy-dns-spec.md A15): forwarding, bridged traffic
+    /// through netfilter (replies are un-DNATed only then), and a route for the service range
+    /// so the node's own connections to a cluster IP reach the OUTPUT hook.
+    func prepareNode() throws {
+        try sysctls.set("net/ipv4/ip_forward", to: "1")
+        try sysctls.set("net/bridge/bridge-nf-call-iptables", to: "1", required: false)
+        guard let cidr = IPv4.CIDR(settings.serviceCIDR) else {
+            throw ServiceProxyError(message: "service range \(settings.serviceCIDR) is not an IPv4 CIDR")
+        }
+        let session = NetlinkSession(socket: try RouteNetlinkSocket())
+        guard let link = try session.link(named: bridge) else {
+            throw ServiceProxyError(message: "the pod bridge \(bridge) does not exist, so cluster IPs cannot be routed")
+        }
+        do {
+            try session.addRoute(destination: cidr, gateway: nil, outputIndex: link.index)
+        } catch let error as NetlinkError where error.errno == EEXIST {
+            // Already there from an earlier start.
+        }
+    }
+
+    /// Removes the rules and puts the sysctls back (the route goes with the bridge).
+    public func cleanup() async {
+        do { try await proxier.cleanup() } catch {
+            logger.warning("service proxy cleanup", metadata: ["error": "\(error)"])
+        }
+        do { try sysctls.restoreAll() } catch {
+            logger.warning("service proxy sysctls", metadata: ["error": "\(error)"])
+        }
+    }
+}
