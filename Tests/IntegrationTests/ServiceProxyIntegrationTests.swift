@@ -58,7 +58,7 @@ struct ServiceProxyIntegrationTests {
         _ = try c.kubectl(nil, ["create", "service", "clusterip", "empty", "--tcp=80"])
         let empty = try c.kubectl(nil, ["get", "svc", "empty", "-o", "jsonpath={.spec.clusterIP}"]).out
         #expect(NodeAgentIntegrationTests.eventually(5) {
-            ((try? c.inNetns(["iptables", "-S", "KUBE-SERVICES"]).out) ?? "").contains("default/empty has no endpoints")
+            ((try? c.inNetns(["iptables", "-S", "KUBE-SERVICES"]).out) ?? "").contains("default/empty:80 has no endpoints")
         })
         let refused = try c.inNetns(["curl", "-s", "-m", "5", "-w", "%{time_total}", "http://\(empty)/"])
         #expect(refused.code == 7, "connection refused: \(refused)")
