@@ -27,3 +27,4 @@ bench:
 	Benchmarks/pods.sh
 	Benchmarks/exec.sh
 	Benchmarks/portforward.sh
+	Benchmarks/proxy.sh

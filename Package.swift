@@ -27,8 +27,9 @@ let package = Package(
         .executableTarget(
             name: "labnode",
             dependencies: [
-                "Cluster", "Runtime",
+                "Cluster", "Runtime", "ServiceProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

@@ -19,7 +19,15 @@ public actor IptablesProxier {
     let logger: Logger
     /// Per-service chains in the kernel after the last sync (stale ones are deleted next time).
     var written: Set<String> = []
+    /// What each service port's chains, and each top-level chain, were last written as, for
+    /// partial syncs: a chain already in the kernel as it would be written is left out.
+    var groups: [String: IptablesRules.ChainGroup] = [:]
+    var topLevel: [String: [String]] = [:]
     var wired = false
+    /// Partial syncs since the last full one; every so often everything is rewritten anyway.
+    var partials = 0
+    static let fullSyncEvery = 60
+    var lastCanaryCheck = ContinuousClock.now
 
     public init(settings: ProxySettings, run: @escaping CommandRunner = IptablesProxier.system, logger: Logger) {
         rules = IptablesRules(settings: settings)
@@ -31,19 +39,40 @@ public actor IptablesProxier {
 
     /// Programs `ports`; throws with iptables' own message when a step fails.
     public func sync(_ ports: [ProxyServicePort]) throws {
-        if !wired || !canaryPresent() {
+        // The canary is looked at every few seconds, not on every sync (it costs a process).
+        let now = ContinuousClock.now
+        let lookAtCanary = wired && now - lastCanaryCheck > .seconds(10)
+        if lookAtCanary { lastCanaryCheck = now }
+        if !wired || (lookAtCanary && !canaryPresent()) {
             // First sync, or our rules were flushed: find our leftovers and wire everything again.
             written.formUnion(try existingServiceChains())
             try ensureCanary()
         }
         let wanted = rules.serviceChains(ports)
-        let text = rules.render(ports, stale: written.subtracting(wanted))
+        let full = !wired || partials >= Self.fullSyncEvery
+        var current: [String: IptablesRules.ChainGroup] = [:]
+        var emitted: [IptablesRules.ChainGroup] = []
+        for sp in ports where sp.hasEndpoints {
+            let group = rules.chainGroup(sp)
+            current[sp.id] = group
+            // Chains already in the kernel exactly as they would be written are left out.
+            if full || groups[sp.id] != group { emitted.append(group) }
+        }
+        let top = rules.topLevelChains(ports)
+        let changedTop = full ? nil : Set(top.keys.filter { topLevel[$0] != top[$0] })
+        let text = rules.render(ports, groups: emitted, stale: written.subtracting(wanted), topLevel: changedTop)
         let (status, output) = try run(["iptables-restore", "-w", "5", "--noflush"], text)
         guard status == 0 else {
+            // The next sync rewrites everything.
             wired = false
+            groups = [:]
+            topLevel = [:]
             throw ServiceProxyError(message: "iptables-restore failed: \(output)")
         }
         written = wanted
+        groups = current
+        topLevel = top
+        partials = full ? 0 : partials + 1
         if !wired {
             try ensureJumps()
             wired = true
@@ -66,6 +95,8 @@ public actor IptablesProxier {
         text += ["COMMIT", "*mangle", ":\(Self.canary) - [0:0]", "-X \(Self.canary)", "COMMIT"]
         let (status, output) = try run(["iptables-restore", "-w", "5", "--noflush"], text.joined(separator: "\n") + "\n")
         written = []
+        groups = [:]
+        topLevel = [:]
         wired = false
         guard status == 0 else { throw ServiceProxyError(message: "iptables-restore (cleanup) failed: \(output)") }
     }
@@ -109,29 +140,49 @@ public actor IptablesProxier {
 
     static let searchPath = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
 
-    /// The real runner: the binary from the system path; stdout is returned for iptables-save,
-    /// stderr otherwise.
+    /// The real runner: the binary from the system path, started with posix_spawn, stdin and
+    /// output through temporary files (no pipe can fill up and deadlock, whatever the sizes)
+    /// and waited for with waitpid. Foundation's Process was not used: its child monitoring
+    /// can fail (seen: "Could not create wakeup socket pair") and then never returns.
+    /// Returns stdout for iptables-save, stderr otherwise.
     public static let system: CommandRunner = { arguments, stdin in
         guard let name = arguments.first,
               let path = searchPath.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw ServiceProxyError(message: "\(arguments.first ?? "") is not installed (apt-get install iptables)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(arguments.dropFirst())
-        let output = Pipe(), errors = Pipe(), input = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-proxy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
+        defer { for p in [inPath, outPath, errPath] { unlink(p) } }
         if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try? input.fileHandleForWriting.close()
+            guard FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8)) else {
+                throw ServiceProxyError(message: "writing \(inPath) for \(name) failed")
+            }
         }
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = name == "iptables-save" ? out : err
-        return (process.terminationStatus, String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        guard spawned == 0 else { throw ServiceProxyError(message: "posix_spawn \(path): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let text = (try? String(contentsOfFile: name == "iptables-save" ? outPath : errPath, encoding: .utf8)) ?? ""
+        return (exitCode, text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

@@ -71,12 +71,50 @@ public struct IptablesRules: Sendable {
         sp.nodePort != nil || !sp.externalIPs.isEmpty || !sp.loadBalancerIPs.isEmpty
     }
 
-    /// The whole rule set. `stale` are per-service chains written before and not wanted now.
-    public func render(_ ports: [ProxyServicePort], stale: Set<String> = []) -> String {
+    /// The per-service chains of one service port: declarations and rules. A partial sync
+    /// leaves out the groups that did not change since the last one.
+    public struct ChainGroup: Equatable, Sendable {
+        public var declarations: [String] = []
+        public var rules: [String] = []
+    }
+
+    /// The whole rule set. `stale` are per-service chains written before and not wanted now;
+    /// `unchanged` names service ports (`ProxyServicePort.id`) whose own chains are already
+    /// in the kernel as they would be written, and are left out (KEP-3453's partial sync: the
+    /// top-level chains are always rewritten).
+    public func render(_ ports: [ProxyServicePort], stale: Set<String> = [], unchanged: Set<String> = []) -> String {
+        let groups = ports.filter(\.hasEndpoints).map { ($0.id, chainGroup($0)) }
+        return render(ports, groups: groups.filter { !unchanged.contains($0.0) }.map(\.1), stale: stale)
+    }
+
+    /// The top-level chains (all of them, or those in `topLevel`), the given per-service
+    /// groups, and the deletion of `stale` chains.
+    public func render(_ ports: [ProxyServicePort], groups: [ChainGroup], stale: Set<String>,
+                       topLevel: Set<String>? = nil) -> String {
+        let top = topLevelChains(ports)
+        let wanted = { (key: String) in topLevel?.contains(key) ?? true }
+        var out = ["*filter"]
+        let filterOut = Self.filterChains.filter { wanted("filter/" + $0) }
+        out += filterOut.map { ":\($0) - [0:0]" }
+        for chain in filterOut { out += top["filter/" + chain] ?? [] }
+        out.append("COMMIT")
+        out.append("*nat")
+        let natOut = Self.natChains.filter { wanted("nat/" + $0) }
+        out += natOut.map { ":\($0) - [0:0]" }
+        for g in groups { out += g.declarations }
+        out += stale.sorted().map { ":\($0) - [0:0]" }
+        for chain in natOut { out += top["nat/" + chain] ?? [] }
+        for g in groups { out += g.rules }
+        out += stale.sorted().map { "-X \($0)" }
+        out.append("COMMIT")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// The rules of each top-level chain, keyed `table/chain`.
+    public func topLevelChains(_ ports: [ProxyServicePort]) -> [String: [String]] {
         var filter: [String] = []
         var nat: [String] = []
         let mark = settings.masqueradeMark
-        func comment(_ text: String) -> [String] { ["-m", "comment", "--comment", quote(text)] }
 
         // filter: rejects for services without endpoints, forwarding, the no-leak rule.
         for sp in ports {
@@ -108,12 +146,9 @@ public struct IptablesRules: Sendable {
         nat.append(rule("KUBE-POSTROUTING", ["-j", "MARK", "--xor-mark", mark]))
         nat.append(rule("KUBE-POSTROUTING", comment("kubernetes service traffic requiring SNAT") + ["-j", "MASQUERADE", "--random-fully"]))
         nat.append(rule("KUBE-MARK-MASQ", ["-j", "MARK", "--or-mark", mark]))
-        var serviceChainLines: [String] = []
-        var chainRules: [String] = []
         for sp in ports where sp.hasEndpoints {
             let match = ["-m", sp.proto, "-p", sp.proto]
-            let svc = sp.serviceChain
-            let internalTarget = sp.internalPolicyLocal ? sp.localChain : svc
+            let internalTarget = sp.internalPolicyLocal ? sp.localChain : sp.serviceChain
             if let ip = sp.clusterIP {
                 nat.append(rule("KUBE-SERVICES", comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", internalTarget]))
             }
@@ -126,58 +161,64 @@ public struct IptablesRules: Sendable {
             if let np = sp.nodePort {
                 nat.append(rule("KUBE-NODEPORTS", comment(sp.key) + match + ["--dport", "\(np)", "-j", sp.externalChain]))
             }
-
-            // KUBE-SVC: masquerade what does not come from a pod, then pick an endpoint.
-            serviceChainLines.append(":\(svc) - [0:0]")
-            if let ip = sp.clusterIP {
-                chainRules.append(rule(svc, comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "!", "-s", settings.clusterCIDR, "-j", "KUBE-MARK-MASQ"]))
-            }
-            chainRules += dispatch(sp, chain: svc, endpoints: sp.clusterEndpoints)
-            if sp.internalPolicyLocal || sp.externalPolicyLocal {
-                serviceChainLines.append(":\(sp.localChain) - [0:0]")
-                chainRules += dispatch(sp, chain: sp.localChain, endpoints: sp.localEndpoints(node: settings.nodeName))
-            }
-            if hasExternal(sp) {
-                let ext = sp.externalChain
-                serviceChainLines.append(":\(ext) - [0:0]")
-                if sp.externalPolicyLocal {
-                    chainRules.append(rule(ext, comment("pod traffic for \(sp.key) external destinations") + ["-s", settings.clusterCIDR, "-j", svc]))
-                    chainRules.append(rule(ext, comment("masquerade LOCAL traffic for \(sp.key) external destinations") + ["-m", "addrtype", "--src-type", "LOCAL", "-j", "KUBE-MARK-MASQ"]))
-                    chainRules.append(rule(ext, comment("route LOCAL traffic for \(sp.key) external destinations") + ["-m", "addrtype", "--src-type", "LOCAL", "-j", svc]))
-                    if !sp.localEndpoints(node: settings.nodeName).isEmpty { chainRules.append(rule(ext, ["-j", sp.localChain])) }
-                } else {
-                    chainRules.append(rule(ext, comment("masquerade traffic for \(sp.key) external destinations") + ["-j", "KUBE-MARK-MASQ"]))
-                    chainRules.append(rule(ext, ["-j", svc]))
-                }
-            }
-            // KUBE-SEP: hairpin masquerade, then DNAT (remembering the client for affinity).
-            for e in usedEndpoints(sp) {
-                let sep = sp.endpointChain(e)
-                serviceChainLines.append(":\(sep) - [0:0]")
-                chainRules.append(rule(sep, comment(sp.key) + ["-s", "\(e.ip)/32", "-j", "KUBE-MARK-MASQ"]))
-                var dnat = comment(sp.key)
-                if sp.affinitySeconds != nil { dnat += ["-m", "recent", "--name", sep, "--mask", "255.255.255.255", "--set", "--rsource"] }
-                chainRules.append(rule(sep, dnat + match + ["-j", "DNAT", "--to-destination", e.address]))
-            }
         }
         // Last: anything for a local address may be a NodePort.
         nat.append(rule("KUBE-SERVICES", comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
                         + ["-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", "127.0.0.0/8", "-j", "KUBE-NODEPORTS"]))
 
-        var out = ["*filter"]
-        out += Self.filterChains.map { ":\($0) - [0:0]" }
-        out += filter
-        out.append("COMMIT")
-        out.append("*nat")
-        out += Self.natChains.map { ":\($0) - [0:0]" }
-        out += serviceChainLines
-        out += stale.sorted().map { ":\($0) - [0:0]" }
-        out += nat
-        out += chainRules
-        out += stale.sorted().map { "-X \($0)" }
-        out.append("COMMIT")
-        return out.joined(separator: "\n") + "\n"
+        var chains: [String: [String]] = [:]
+        for line in filter { chains["filter/" + Self.chainOf(line), default: []].append(line) }
+        for line in nat { chains["nat/" + Self.chainOf(line), default: []].append(line) }
+        for chain in Self.filterChains where chains["filter/" + chain] == nil { chains["filter/" + chain] = [] }
+        for chain in Self.natChains where chains["nat/" + chain] == nil { chains["nat/" + chain] = [] }
+        return chains
     }
+
+    /// The chain of an `-A CHAIN ...` line.
+    static func chainOf(_ line: String) -> String {
+        String(line.dropFirst(3).prefix { $0 != " " })
+    }
+
+    /// KUBE-SVC (masquerade what does not come from a pod, then pick an endpoint), KUBE-SVL,
+    /// KUBE-EXT and one KUBE-SEP per endpoint (hairpin masquerade, then DNAT).
+    public func chainGroup(_ sp: ProxyServicePort) -> ChainGroup {
+        var g = ChainGroup()
+        let match = ["-m", sp.proto, "-p", sp.proto]
+        let svc = sp.serviceChain
+        g.declarations.append(":\(svc) - [0:0]")
+        if let ip = sp.clusterIP {
+            g.rules.append(rule(svc, comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "!", "-s", settings.clusterCIDR, "-j", "KUBE-MARK-MASQ"]))
+        }
+        g.rules += dispatch(sp, chain: svc, endpoints: sp.clusterEndpoints)
+        if sp.internalPolicyLocal || sp.externalPolicyLocal {
+            g.declarations.append(":\(sp.localChain) - [0:0]")
+            g.rules += dispatch(sp, chain: sp.localChain, endpoints: sp.localEndpoints(node: settings.nodeName))
+        }
+        if hasExternal(sp) {
+            let ext = sp.externalChain
+            g.declarations.append(":\(ext) - [0:0]")
+            if sp.externalPolicyLocal {
+                g.rules.append(rule(ext, comment("pod traffic for \(sp.key) external destinations") + ["-s", settings.clusterCIDR, "-j", svc]))
+                g.rules.append(rule(ext, comment("masquerade LOCAL traffic for \(sp.key) external destinations") + ["-m", "addrtype", "--src-type", "LOCAL", "-j", "KUBE-MARK-MASQ"]))
+                g.rules.append(rule(ext, comment("route LOCAL traffic for \(sp.key) external destinations") + ["-m", "addrtype", "--src-type", "LOCAL", "-j", svc]))
+                if !sp.localEndpoints(node: settings.nodeName).isEmpty { g.rules.append(rule(ext, ["-j", sp.localChain])) }
+            } else {
+                g.rules.append(rule(ext, comment("masquerade traffic for \(sp.key) external destinations") + ["-j", "KUBE-MARK-MASQ"]))
+                g.rules.append(rule(ext, ["-j", svc]))
+            }
+        }
+        for e in usedEndpoints(sp) {
+            let sep = sp.endpointChain(e)
+            g.declarations.append(":\(sep) - [0:0]")
+            g.rules.append(rule(sep, comment(sp.key) + ["-s", "\(e.ip)/32", "-j", "KUBE-MARK-MASQ"]))
+            var dnat = comment(sp.key)
+            if sp.affinitySeconds != nil { dnat += ["-m", "recent", "--name", sep, "--mask", "255.255.255.255", "--set", "--rsource"] }
+            g.rules.append(rule(sep, dnat + match + ["-j", "DNAT", "--to-destination", e.address]))
+        }
+        return g
+    }
+
+    func comment(_ text: String) -> [String] { ["-m", "comment", "--comment", quote(text)] }
 
     /// Affinity checks, then one rule per endpoint with probability 1/(n-i), the last one
     /// unconditional: a uniform choice per new connection.

@@ -53,6 +53,8 @@ public struct ProxyServicePort: Equatable, Sendable {
     }
 
     public var key: String { ProxyNames.servicePortKey(namespace: namespace, name: name, portName: portName) }
+    /// The key with the protocol: what one set of per-service chains belongs to.
+    public var id: String { key + "/" + proto }
     public var serviceChain: String { ProxyNames.serviceChain(key: key, protocol: proto) }
     public var localChain: String { ProxyNames.localChain(key: key, protocol: proto) }
     public var externalChain: String { ProxyNames.externalChain(key: key, protocol: proto) }

@@ -8,7 +8,7 @@ struct Labnode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "labnode",
         abstract: "A single-node Kubernetes cluster for labs and training, in one binary.",
-        subcommands: [Up.self, Down.self, Status.self, ImageCommand.self]
+        subcommands: [Up.self, Down.self, Status.self, ImageCommand.self, BenchCommand.self]
     )
 
     /// `labnode init ...` (a container's first process) must run before anything starts a

@@ -171,4 +171,33 @@ import Testing
         let cleanup = r.inputs.withLock { $0.last } ?? ""
         #expect(cleanup.contains("-X KUBE-SERVICES") && cleanup.contains("-X KUBE-POSTROUTING"))
     }
+
+    @Test func aPartialSyncWritesOnlyTheChangedServicesChains() async throws {
+        let r = Recorder()
+        let proxier = IptablesProxier(settings: ProxySettings(nodeName: "vm", clusterCIDR: "10.244.0.0/16", serviceCIDR: "10.96.0.0/12"),
+                                      run: { a, s in r.run(a, s) }, logger: .init(label: "test"))
+        func ports(_ second: String) -> [ProxyServicePort] {
+            [ProxyServicePort(namespace: "default", name: "a", clusterIP: "10.96.0.20", port: 80, endpoints: [ProxyEndpoint(ip: "10.244.0.5", port: 80)]),
+             ProxyServicePort(namespace: "default", name: "b", clusterIP: "10.96.0.21", port: 80, endpoints: [ProxyEndpoint(ip: second, port: 80)])]
+        }
+        let first = ports("10.244.0.6")
+        try await proxier.sync(first)
+        let full = r.inputs.withLock { $0.last } ?? ""
+        #expect(full.contains(":\(first[0].serviceChain)") && full.contains(":\(first[1].serviceChain)"))
+        let second = ports("10.244.0.7")
+        try await proxier.sync(second)
+        let partial = r.inputs.withLock { $0.last } ?? ""
+        // Service a did not change: its chains are neither declared (flushed) nor rewritten.
+        #expect(!partial.contains(first[0].serviceChain + " - [0:0]") && !partial.contains("-A \(first[0].serviceChain) "))
+        #expect(partial.contains(":\(second[1].serviceChain) - [0:0]") && partial.contains("--to-destination 10.244.0.7:80"))
+        // The old endpoint's chain of b goes; the top-level chains did not change, so they are
+        // not rewritten either.
+        #expect(partial.contains("-X \(first[1].endpointChain(first[1].endpoints[0]))"))
+        #expect(!partial.contains(":KUBE-SERVICES") && !partial.contains("-A KUBE-SERVICES"), "\(partial)")
+        // A new service changes KUBE-SERVICES, which is then rewritten whole.
+        try await proxier.sync(second + [ProxyServicePort(namespace: "default", name: "c", clusterIP: "10.96.0.22", port: 80,
+                                                          endpoints: [ProxyEndpoint(ip: "10.244.0.9", port: 80)])])
+        let grown = r.inputs.withLock { $0.last } ?? ""
+        #expect(grown.contains(":KUBE-SERVICES - [0:0]") && grown.contains("default/a cluster IP") && grown.contains("default/c cluster IP"))
+    }
 }

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceProxy
+
+/// `labnode bench ...`: measurements that need labnode's own code paths; the scripts in
+/// Benchmarks/ run them beside their peers in the same run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks that run labnode's own code (see Benchmarks/).",
+        subcommands: [ProxySyncBench.self]
+    )
+}
+
+/// The iptables proxy at scale: a full sync of N services x M endpoints, then one endpoint
+/// change (a partial sync). Programs the netfilter tables of the current network namespace,
+/// so it refuses to run in the machine's own.
+struct ProxySyncBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy-sync",
+        abstract: "Time full and partial iptables syncs (run inside a network namespace: Benchmarks/proxy.sh)."
+    )
+
+    @Option(help: "Services to program.") var services = 10_000
+    @Option(help: "Endpoints per service.") var endpoints = 3
+    @Option(help: "Where to write the full rule set, for timing iptables-restore on the same rules.") var rulesFile: String?
+
+    func run() async throws {
+        try await Labnode.guarded {
+            guard Self.inNamedNetworkNamespace() else {
+                throw ValidationError("labnode bench proxy-sync programs netfilter: run it in a network namespace made with `ip netns add` (Benchmarks/proxy.sh makes one)")
+            }
+            let settings = ProxySettings(nodeName: "bench", clusterCIDR: "10.244.0.0/16", serviceCIDR: "10.96.0.0/12")
+            var ports = (0..<services).map { i in
+                ProxyServicePort(namespace: "bench", name: "svc-\(i)", portName: "http", clusterIP: "10.96.\(i / 250).\(i % 250 + 1)", port: 80,
+                                 endpoints: (0..<endpoints).map { e in
+                                     let n = i * endpoints + e
+                                     return ProxyEndpoint(ip: "10.244.\(n / 250 % 250).\(n % 250 + 1)", port: 8080)
+                                 })
+            }
+            let proxier = IptablesProxier(settings: settings, logger: Logger(label: "bench"))
+            let clock = ContinuousClock()
+            let full = try await clock.measure { try await proxier.sync(ports) }
+            if let rulesFile {
+                try IptablesRules(settings: settings).render(ports).write(toFile: rulesFile, atomically: true, encoding: .utf8)
+            }
+            // One endpoint of one service moves.
+            ports[services / 2].endpoints[0].ip = "10.245.0.1"
+            let partial = try await clock.measure { try await proxier.sync(ports) }
+            try await proxier.cleanup()
+            func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
+            print("{\"services\": \(services), \"endpoints\": \(endpoints), \"full_sync_ms\": \(ms(full)), \"one_change_ms\": \(ms(partial))}")
+        }
+    }
+
+    /// Whether this process's network namespace is one of /run/netns (same nsfs inode).
+    static func inNamedNetworkNamespace() -> Bool {
+        var mine = stat()
+        guard stat("/proc/self/ns/net", &mine) == 0,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: "/run/netns") else { return false }
+        return names.contains { name in
+            var other = stat()
+            return stat("/run/netns/" + name, &other) == 0 && other.st_ino == mine.st_ino && other.st_dev == mine.st_dev
+        }
+    }
+}
