@@ -23,6 +23,8 @@ public actor IptablesProxier {
     /// partial syncs: a chain already in the kernel as it would be written is left out.
     var groups: [String: IptablesRules.ChainGroup] = [:]
     var topLevel: [String: [String]] = [:]
+    var lastPorts: [String: ProxyServicePort] = [:]
+    var lastPieces: [String: IptablesRules.TopLevelPiece] = [:]
     var wired = false
     /// Partial syncs since the last full one; every so often everything is rewritten anyway.
     var partials = 0
@@ -48,29 +50,47 @@ public actor IptablesProxier {
             written.formUnion(try existingServiceChains())
             try ensureCanary()
         }
-        let wanted = rules.serviceChains(ports)
         let full = !wired || partials >= Self.fullSyncEvery
         var current: [String: IptablesRules.ChainGroup] = [:]
         var emitted: [IptablesRules.ChainGroup] = []
+        var seen: [String: ProxyServicePort] = [:]
+        var pieces: [String: IptablesRules.TopLevelPiece] = [:]
+        for sp in ports {
+            seen[sp.id] = sp
+            pieces[sp.id] = !full && lastPorts[sp.id] == sp ? lastPieces[sp.id] ?? rules.topLevelPiece(sp) : rules.topLevelPiece(sp)
+        }
         for sp in ports where sp.hasEndpoints {
+            // A service port exactly as last time has exactly the chains written last time.
+            if !full, lastPorts[sp.id] == sp, let group = groups[sp.id] {
+                current[sp.id] = group
+                continue
+            }
             let group = rules.chainGroup(sp)
             current[sp.id] = group
             // Chains already in the kernel exactly as they would be written are left out.
             if full || groups[sp.id] != group { emitted.append(group) }
         }
-        let top = rules.topLevelChains(ports)
+        // The chains wanted are those the groups declare (hashing every name again is costly).
+        var wanted = Set<String>()
+        for group in current.values {
+            for line in group.declarations { wanted.insert(String(line.dropFirst().prefix { $0 != " " })) }
+        }
+        let top = rules.topLevelChains(ports) { pieces[$0.id] ?? self.rules.topLevelPiece($0) }
         let changedTop = full ? nil : Set(top.keys.filter { topLevel[$0] != top[$0] })
-        let text = rules.render(ports, groups: emitted, stale: written.subtracting(wanted), topLevel: changedTop)
+        let text = rules.render(ports, groups: emitted, stale: written.subtracting(wanted), topLevel: changedTop, precomputed: top)
         let (status, output) = try run(["iptables-restore", "-w", "5", "--noflush"], text)
         guard status == 0 else {
             // The next sync rewrites everything.
             wired = false
             groups = [:]
             topLevel = [:]
+            lastPorts = [:]
             throw ServiceProxyError(message: "iptables-restore failed: \(output)")
         }
         written = wanted
         groups = current
+        lastPorts = seen
+        lastPieces = pieces
         topLevel = top
         partials = full ? 0 : partials + 1
         if !wired {
@@ -97,6 +117,7 @@ public actor IptablesProxier {
         written = []
         groups = [:]
         topLevel = [:]
+        lastPorts = [:]
         wired = false
         guard status == 0 else { throw ServiceProxyError(message: "iptables-restore (cleanup) failed: \(output)") }
     }

@@ -90,8 +90,8 @@ public struct IptablesRules: Sendable {
     /// The top-level chains (all of them, or those in `topLevel`), the given per-service
     /// groups, and the deletion of `stale` chains.
     public func render(_ ports: [ProxyServicePort], groups: [ChainGroup], stale: Set<String>,
-                       topLevel: Set<String>? = nil) -> String {
-        let top = topLevelChains(ports)
+                       topLevel: Set<String>? = nil, precomputed: [String: [String]]? = nil) -> String {
+        let top = precomputed ?? topLevelChains(ports)
         let wanted = { (key: String) in topLevel?.contains(key) ?? true }
         var out = ["*filter"]
         let filterOut = Self.filterChains.filter { wanted("filter/" + $0) }
@@ -111,28 +111,17 @@ public struct IptablesRules: Sendable {
     }
 
     /// The rules of each top-level chain, keyed `table/chain`.
-    public func topLevelChains(_ ports: [ProxyServicePort]) -> [String: [String]] {
+    public func topLevelChains(_ ports: [ProxyServicePort], pieces: ((ProxyServicePort) -> TopLevelPiece)? = nil) -> [String: [String]] {
         var filter: [String] = []
         var nat: [String] = []
         let mark = settings.masqueradeMark
-
-        // filter: rejects for services without endpoints, forwarding, the no-leak rule.
+        var natServices: [String] = []
+        var natNodePorts: [String] = []
         for sp in ports {
-            let match = ["-m", sp.proto, "-p", sp.proto]
-            if !sp.hasEndpoints {
-                if let ip = sp.clusterIP {
-                    filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "REJECT"]))
-                }
-                for ip in sp.externalIPs + sp.loadBalancerIPs {
-                    filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "REJECT"]))
-                }
-                if let np = sp.nodePort {
-                    filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no endpoints") + ["-m", "addrtype", "--dst-type", "LOCAL"]
-                                       + match + ["--dport", "\(np)", "-j", "REJECT"]))
-                }
-            } else if sp.internalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty, let ip = sp.clusterIP {
-                filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
-            }
+            let piece = pieces?(sp) ?? topLevelPiece(sp)
+            filter += piece.filter
+            natServices += piece.natServices
+            natNodePorts += piece.natNodePorts
         }
         // Anything still addressed to the service range was not a service: refuse it here
         // rather than route it on (the nftables mode's cluster-ips check, for iptables).
@@ -146,22 +135,8 @@ public struct IptablesRules: Sendable {
         nat.append(rule("KUBE-POSTROUTING", ["-j", "MARK", "--xor-mark", mark]))
         nat.append(rule("KUBE-POSTROUTING", comment("kubernetes service traffic requiring SNAT") + ["-j", "MASQUERADE", "--random-fully"]))
         nat.append(rule("KUBE-MARK-MASQ", ["-j", "MARK", "--or-mark", mark]))
-        for sp in ports where sp.hasEndpoints {
-            let match = ["-m", sp.proto, "-p", sp.proto]
-            let internalTarget = sp.internalPolicyLocal ? sp.localChain : sp.serviceChain
-            if let ip = sp.clusterIP {
-                nat.append(rule("KUBE-SERVICES", comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", internalTarget]))
-            }
-            for ip in sp.externalIPs {
-                nat.append(rule("KUBE-SERVICES", comment("\(sp.key) external IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", sp.externalChain]))
-            }
-            for ip in sp.loadBalancerIPs {
-                nat.append(rule("KUBE-SERVICES", comment("\(sp.key) loadbalancer IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", sp.externalChain]))
-            }
-            if let np = sp.nodePort {
-                nat.append(rule("KUBE-NODEPORTS", comment(sp.key) + match + ["--dport", "\(np)", "-j", sp.externalChain]))
-            }
-        }
+        nat += natServices
+        nat += natNodePorts
         // Last: anything for a local address may be a NodePort.
         nat.append(rule("KUBE-SERVICES", comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
                         + ["-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", "127.0.0.0/8", "-j", "KUBE-NODEPORTS"]))
@@ -172,6 +147,50 @@ public struct IptablesRules: Sendable {
         for chain in Self.filterChains where chains["filter/" + chain] == nil { chains["filter/" + chain] = [] }
         for chain in Self.natChains where chains["nat/" + chain] == nil { chains["nat/" + chain] = [] }
         return chains
+    }
+
+    /// One service port's rules in the top-level chains (cached by the proxier while the port
+    /// does not change: building them for every port on every sync is the cost of a sync).
+    public struct TopLevelPiece: Equatable, Sendable {
+        public var filter: [String] = []
+        public var natServices: [String] = []
+        public var natNodePorts: [String] = []
+    }
+
+    public func topLevelPiece(_ sp: ProxyServicePort) -> TopLevelPiece {
+        var piece = TopLevelPiece()
+        let match = ["-m", sp.proto, "-p", sp.proto]
+        if !sp.hasEndpoints {
+            // filter: rejects for services without endpoints.
+            if let ip = sp.clusterIP {
+                piece.filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "REJECT"]))
+            }
+            for ip in sp.externalIPs + sp.loadBalancerIPs {
+                piece.filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "REJECT"]))
+            }
+            if let np = sp.nodePort {
+                piece.filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no endpoints") + ["-m", "addrtype", "--dst-type", "LOCAL"]
+                                         + match + ["--dport", "\(np)", "-j", "REJECT"]))
+            }
+            return piece
+        }
+        if sp.internalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty, let ip = sp.clusterIP {
+            piece.filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
+        }
+        let internalTarget = sp.internalPolicyLocal ? sp.localChain : sp.serviceChain
+        if let ip = sp.clusterIP {
+            piece.natServices.append(rule("KUBE-SERVICES", comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", internalTarget]))
+        }
+        for ip in sp.externalIPs {
+            piece.natServices.append(rule("KUBE-SERVICES", comment("\(sp.key) external IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", sp.externalChain]))
+        }
+        for ip in sp.loadBalancerIPs {
+            piece.natServices.append(rule("KUBE-SERVICES", comment("\(sp.key) loadbalancer IP") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", sp.externalChain]))
+        }
+        if let np = sp.nodePort {
+            piece.natNodePorts.append(rule("KUBE-NODEPORTS", comment(sp.key) + match + ["--dport", "\(np)", "-j", sp.externalChain]))
+        }
+        return piece
     }
 
     /// The chain of an `-A CHAIN ...` line.
