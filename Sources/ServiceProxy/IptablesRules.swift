@@ -46,18 +46,6 @@ public struct IptablesRules: Sendable {
         ("nat", "POSTROUTING", ["-m", "comment", "--comment", "kubernetes postrouting rules", "-j", "KUBE-POSTROUTING"]),
     ]
 
-    /// The per-service chains this rule set defines (to know which old ones to delete).
-    public func serviceChains(_ ports: [ProxyServicePort]) -> Set<String> {
-        var chains = Set<String>()
-        for sp in ports where sp.hasEndpoints {
-            chains.insert(sp.serviceChain)
-            if hasExternal(sp) { chains.insert(sp.externalChain) }
-            if sp.internalPolicyLocal || sp.externalPolicyLocal { chains.insert(sp.localChain) }
-            for e in usedEndpoints(sp) { chains.insert(sp.endpointChain(e)) }
-        }
-        return chains
-    }
-
     /// Endpoints some chain of the service jumps to; each gets a KUBE-SEP chain.
     func usedEndpoints(_ sp: ProxyServicePort) -> [ProxyEndpoint] {
         var used = sp.clusterEndpoints
@@ -78,13 +66,10 @@ public struct IptablesRules: Sendable {
         public var rules: [String] = []
     }
 
-    /// The whole rule set. `stale` are per-service chains written before and not wanted now;
-    /// `unchanged` names service ports (`ProxyServicePort.id`) whose own chains are already
-    /// in the kernel as they would be written, and are left out (KEP-3453's partial sync: the
-    /// top-level chains are always rewritten).
-    public func render(_ ports: [ProxyServicePort], stale: Set<String> = [], unchanged: Set<String> = []) -> String {
-        let groups = ports.filter(\.hasEndpoints).map { ($0.id, chainGroup($0)) }
-        return render(ports, groups: groups.filter { !unchanged.contains($0.0) }.map(\.1), stale: stale)
+    /// The whole rule set (a full sync). `stale` are per-service chains written before and
+    /// not wanted now.
+    public func render(_ ports: [ProxyServicePort], stale: Set<String> = []) -> String {
+        render(ports, groups: ports.filter(\.hasEndpoints).map(chainGroup), stale: stale)
     }
 
     /// The top-level chains (all of them, or those in `topLevel`), the given per-service
