@@ -46,22 +46,38 @@ public actor ImageProvider {
     }
 
     public func resolve(_ reference: String) async throws -> ResolvedImage {
-        if store.contains(reference) { return try store.resolve(reference) }
-        guard let recipe = recipeName(for: reference) else { throw ImageNotAvailable(reference: reference) }
-        if !store.contains(recipe) { await build(recipe) }
+        let recipe = recipeName(for: reference)
+        // A recipe image being rebuilt, or stale, is waited for rather than run old.
+        if store.contains(reference) && (recipe.map { builds[$0] == nil && !isStale($0) } ?? true) {
+            return try store.resolve(reference)
+        }
+        guard let recipe else { throw ImageNotAvailable(reference: reference) }
+        if builds[recipe] != nil || !store.contains(recipe) || isStale(recipe) { await build(recipe) }
         if let error = buildErrors[recipe] {
             throw ImageNotAvailable(reference: reference + " (its recipe failed: \(error))")
         }
         return try store.resolve(recipe)
     }
 
-    /// Builds every recipe whose image is missing (at start, so the first pods need not wait).
+    /// Builds every recipe whose image is missing or stale (its copied files changed since it
+    /// was built), at start, so the first pods need not wait.
     public func buildMissing(progress: @escaping @Sendable (String) -> Void = { _ in }) async {
         guard let builder, let names = try? builder.recipeNames() else { return }
-        for name in names where !store.contains(name) {
+        for name in names where !store.contains(name) || isStale(name) {
             await build(name)
             progress(name)
         }
+    }
+
+    func fingerprintPath(_ name: String) -> String { store.root + "/recipe-sources/" + name }
+
+    /// Whether the recipe's sources changed since its image was built. An image built before
+    /// fingerprints were kept counts as stale only when its recipe copies files.
+    func isStale(_ name: String) -> Bool {
+        guard let builder else { return false }
+        let now = builder.sourceFingerprint(name)
+        guard !now.isEmpty else { return false }
+        return (try? String(contentsOfFile: fingerprintPath(name), encoding: .utf8)) != now
     }
 
     func build(_ name: String) async {
@@ -74,9 +90,14 @@ public actor ImageProvider {
         let task = Task<Void, Never> {
             // Builds read and compress whole package trees: a thread of their own keeps them
             // off the cooperative pool.
+            let fingerprint = builder.sourceFingerprint(name)
+            let fingerprintPath = self.fingerprintPath(name)
             let error: String? = await ContainerLauncher.onDedicatedThread {
                 do {
                     _ = try builder.build(name, into: store)
+                    try? FileManager.default.createDirectory(atPath: (fingerprintPath as NSString).deletingLastPathComponent,
+                                                             withIntermediateDirectories: true)
+                    try? fingerprint.write(toFile: fingerprintPath, atomically: true, encoding: .utf8)
                     return nil
                 } catch {
                     return "\(error)"

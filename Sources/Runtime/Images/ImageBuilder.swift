@@ -92,6 +92,19 @@ public struct ImageBuilder: Sendable {
         }
     }
 
+    /// What the recipe's copied files are now (path, size, mtime of each `copy` source): when
+    /// it differs from the fingerprint saved at the last build, the image is stale. This is how
+    /// the `labnode` image follows an upgraded binary instead of running the old one.
+    public func sourceFingerprint(_ name: String) -> String {
+        guard let recipe = try? recipe(named: name) else { return "" }
+        return (recipe.copy ?? []).enumerated().map { index, copy in
+            let path = (try? substitute(copy.from, field: "copy[\(index)]")) ?? copy.from
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "\(path) missing" }
+            return "\(path) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        }.joined(separator: "\n")
+    }
+
     /// The folder of recipes to use when none is given: an `images/` folder next to or above
     /// the executable (a checkout running its own build), else the installed copies.
     public static func defaultRecipesDirectory(executablePath: String) -> String? {
