@@ -84,6 +84,8 @@ public final class NodeAgent: Sendable {
     let registry: WorkerRegistry
     let podNetwork: PodNetwork
     let pods = Informer(Resources.pods)
+    /// ConfigMaps, so configMap volumes follow edits (the kubelet's volume refresh).
+    let configMaps = Informer(Resources.configMaps)
 
     public init(settings: NodeAgentSettings, client: any APIClient, events: EventRecorder, logger: Logger) throws {
         guard let cidr = IPv4.CIDR(settings.clusterCIDR) else {
@@ -130,12 +132,19 @@ public final class NodeAgent: Sendable {
         // The handler goes in before the informer lists, or the first pods would be missed.
         let (events, continuation) = AsyncStream.makeStream(of: InformerEvent.self)
         pods.onChange { continuation.yield($0) }
+        let registry = self.registry
+        configMaps.onChange { event in
+            guard case .updated(_, let cm) = event else { return }
+            let workers = registry.workers.withLock { Array($0.values) }
+            Task { for w in workers { await w.configMapChanged(cm) } }
+        }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.env.images.buildMissing() }
             group.addTask { await self.env.events.run(logger: self.env.logger) }
             group.addTask { await self.heartbeat() }
             group.addTask { await self.handleProbeNotifications() }
             group.addTask { await self.pods.run(client: self.env.client, logger: self.env.logger) }
+            group.addTask { await self.configMaps.run(client: self.env.client, logger: self.env.logger) }
             group.addTask { await self.dispatchPods(events) }
             group.addTask {
                 await self.pods.waitSynced()

@@ -186,6 +186,51 @@ public enum PodFiles {
                           volumes: volumes, readOnlyVolumes: readOnly)
     }
 
+    /// Rewrites the pod's configMap volumes (plain and projected) from `configMaps`, as the
+    /// kubelet does when a ConfigMap changes: each changed file is replaced atomically (a
+    /// reader sees the old or the new content, never half), unchanged files are left alone.
+    /// Returns the paths it replaced. Keys removed from the ConfigMap are left in place.
+    @discardableResult
+    public static func refreshConfigMapVolumes(pod: JSON, paths: PodPaths, configMaps: [String: JSON]) -> [String] {
+        var replaced: [String] = []
+        func write(_ text: String, _ path: String, mode: Int) throws(ContainerTranslation.ConfigError) {
+            if let old = try? String(contentsOfFile: path, encoding: .utf8), old == text { return }
+            do {
+                try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+                try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+                replaced.append(path)
+            } catch {
+                throw ContainerTranslation.ConfigError("writing \(path): \(error.localizedDescription)")
+            }
+        }
+        for volume in pod[path: "spec", "volumes"]?.arrayValue ?? [] {
+            guard let name = volume["name"]?.stringValue else { continue }
+            let directory = paths.volumes + "/" + name
+            var sources: [JSON] = []
+            if let cm = volume["configMap"] { sources.append(cm) }
+            for source in volume[path: "projected", "sources"]?.arrayValue ?? [] {
+                if let cm = source["configMap"] { sources.append(cm) }
+            }
+            for source in sources {
+                // A ConfigMap that vanished keeps its last files, as upstream.
+                try? writeKeys(source, from: configMaps, kind: "configmap", decode: false, into: directory, write: write)
+            }
+        }
+        return replaced
+    }
+
+    /// The ConfigMaps a pod's volumes name.
+    public static func configMapVolumeNames(_ pod: JSON) -> Set<String> {
+        var names: Set<String> = []
+        for volume in pod[path: "spec", "volumes"]?.arrayValue ?? [] {
+            if let n = volume[path: "configMap", "name"]?.stringValue { names.insert(n) }
+            for source in volume[path: "projected", "sources"]?.arrayValue ?? [] {
+                if let n = source[path: "configMap", "name"]?.stringValue { names.insert(n) }
+            }
+        }
+        return names
+    }
+
     /// (Re)writes /etc/hosts once the pod's address is known.
     public static func writeHosts(pod: JSON, podIP: String?, clusterDomain: String,
                                   paths: PodPaths) throws(ContainerTranslation.ConfigError) {

@@ -719,6 +719,17 @@ actor PodWorker {
     /// PID 1 of the container's current run, for exec.
     func hostPID1(container: String) -> Int32? { runs[container]?.hostPID1 }
 
+    /// A ConfigMap of this pod's namespace changed: refresh the volumes that use it.
+    func configMapChanged(_ configMap: JSON) {
+        guard sandboxCreated, !terminal, configMap.namespace == (pod.namespace ?? "default"), let name = configMap.name,
+              PodFiles.configMapVolumeNames(pod).contains(name) else { return }
+        let replaced = PodFiles.refreshConfigMapVolumes(pod: pod, paths: paths, configMaps: [name: configMap])
+        if !replaced.isEmpty {
+            env.logger.debug("refreshed configMap volume files", metadata: ["pod": "\(pod.namespace ?? "")/\(pod.name ?? "")",
+                                                                            "files": "\(replaced.count)"])
+        }
+    }
+
     /// What `kubectl exec` or an exec probe needs to run `command` in the container's current
     /// run, and where to put its spec file; nil while the container is not running.
     func execSpec(container: String, command: [String]) -> (spec: ExecSpec, path: String)? {
