@@ -36,8 +36,13 @@ public final class Informer: Sendable {
     }
     let state = Mutex(State())
 
-    public init(_ resource: ResourceInfo) {
+    /// Applied to each object before it is kept (client-go's SetTransform): a reader that needs
+    /// a few fields keeps only those, which is most of the DNS add-on's memory.
+    let transform: (@Sendable (JSON) -> JSON)?
+
+    public init(_ resource: ResourceInfo, transform: (@Sendable (JSON) -> JSON)? = nil) {
         self.resource = resource
+        self.transform = transform
     }
 
     /// Adds a handler; register before `run` so no event is missed.
@@ -70,6 +75,9 @@ public final class Informer: Sendable {
     }
 
     public var count: Int { state.withLock { $0.objects.count } }
+
+    /// Whether the first list has arrived.
+    public var isSynced: Bool { state.withLock { $0.synced } }
 
     /// Returns once the first list is in the copy.
     public func waitSynced() async {
@@ -141,7 +149,7 @@ public final class Informer: Sendable {
 
     func replace(with items: [JSON], revision: Int64) {
         var fresh: [String: JSON] = [:]
-        for obj in items { fresh[Self.key(obj)] = obj }
+        for obj in items { fresh[Self.key(obj)] = transform?(obj) ?? obj }
         let (handlers, events, waiters) = state.withLock { s -> ([Handler], [InformerEvent], [CheckedContinuation<Void, Never>]) in
             var events: [InformerEvent] = []
             for (key, obj) in fresh {
@@ -164,7 +172,7 @@ public final class Informer: Sendable {
     }
 
     func apply(_ event: APIWatchEvent) {
-        let obj = event.object
+        let obj = transform?(event.object) ?? event.object
         let key = Self.key(obj)
         let rv = Int64(obj.resourceVersion ?? "") ?? 0
         let (handlers, change, waiters) = state.withLock { s -> ([Handler], InformerEvent?, [CheckedContinuation<Void, Never>]) in
