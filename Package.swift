@@ -22,20 +22,22 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .executableTarget(
             name: "labnode",
             dependencies: [
-                "Cluster", "Runtime", "ServiceProxy",
+                "Cluster", "Runtime", "ServiceProxy", "Addons",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "Cluster",
             dependencies: [
-                "APIServer", "Store", "APIMachinery", "Controllers", "Runtime", "Networking", "ServiceProxy",
+                "APIServer", "Store", "APIMachinery", "Controllers", "Runtime", "Networking", "ServiceProxy", "Addons",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -84,6 +86,22 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["README.md"]
+        ),
+        // The DNS add-on (`labnode dns`), run as the kube-dns pods; its manifests too.
+        .target(
+            name: "Addons",
+            dependencies: [
+                "APIMachinery", "Controllers",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            exclude: ["README.md", "DNS/README.md", "InCluster/README.md"] + ["cache", "errors", "forward", "health", "hosts", "kubernetes", "loadbalance", "log", "loop", "prometheus", "ready", "reload", "tls"].map { "DNS/Plugins/\($0)/README.md" }
         ),
         .target(
             name: "Networking",
@@ -144,6 +162,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
+        .testTarget(name: "AddonsTests", dependencies: [
+            "Addons", "APIMachinery", "APIServer", "Controllers", "Store", "TestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["Cluster", "TestSupport"]),
     ]
 )

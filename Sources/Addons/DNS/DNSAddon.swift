@@ -1,0 +1,178 @@
+import APIMachinery
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+extension PluginRegistry {
+    /// CoreDNS's plugin.cfg order for the plugins built here.
+    public static func standard(sink: LineSink) -> PluginRegistry {
+        PluginRegistry(
+            order: ["tls", "reload", "ready", "health", "prometheus", "errors", "log", "loadbalance", "cache", "hosts",
+                    "kubernetes", "loop", "forward"],
+            setups: [
+                "tls": TLSPlugin.setup,
+                "reload": ReloadPlugin.setup,
+                "ready": ReadyPlugin.setup,
+                "health": HealthPlugin.setup,
+                "prometheus": PrometheusPlugin.setup,
+                "errors": { d, s in try ErrorsPlugin.setup(d, s, sink: sink) },
+                "log": { d, s in try LogPlugin.setup(d, s, sink: sink) },
+                "loadbalance": LoadBalancePlugin.setup,
+                "cache": CachePlugin.setup,
+                "hosts": HostsPlugin.setup,
+                "kubernetes": KubernetesPlugin.setup,
+                "loop": LoopPlugin.setup,
+                "forward": ForwardPlugin.setup,
+            ])
+    }
+}
+
+/// The `labnode dns` process: reads the Corefile, runs the server it describes, swaps in a
+/// new server when a `reload`-enabled Corefile changes, and stops gracefully (lameduck).
+public final class DNSAddon: Sendable {
+    public let path: String
+    let logger: Logger
+    let sink: LineSink
+    let metrics = DNSMetrics()
+    let shared: SharedPlugins
+    let host: String
+    let group: any EventLoopGroup
+    let apiClient: @Sendable () throws -> any APIClient
+    let current = LockedBox<(server: DNSServer, hash: String, text: String)?>(nil)
+
+    /// - Parameters:
+    ///   - apiClient: how the kubernetes plugin reaches the API (in-cluster configuration).
+    public init(path: String, host: String = "0.0.0.0", sink: LineSink = .standardOutput, logger: Logger,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                apiClient: @escaping @Sendable () throws -> any APIClient) {
+        self.path = path
+        self.host = host
+        self.sink = sink
+        self.logger = logger
+        self.group = group
+        self.apiClient = apiClient
+        self.shared = SharedPlugins(group: group)
+    }
+
+    public var server: DNSServer? { current.value?.server }
+    public var sharedListeners: SharedPlugins { shared }
+
+    static func sha512(_ text: String) -> String {
+        SHA512.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    func build(_ text: String) throws -> DNSServer {
+        let corefile = try Corefile(parsing: text, environment: ProcessInfo.processInfo.environment)
+        let factory = apiClient
+        let setup = PluginSetup(
+            logger: logger, metrics: metrics, apiClient: factory,
+            readFile: { try String(contentsOfFile: $0, encoding: .utf8) }, shared: shared)
+        let server = try DNSServer(corefile: corefile, registry: .standard(sink: sink), setup: setup, host: host, group: group)
+        let all = server.plugins
+        for case let ready as ReadyPlugin in all { ready.watch(all) }
+        return server
+    }
+
+    /// Starts the server and prints CoreDNS's start-up lines (the keys it serves, the
+    /// configuration hash, the version).
+    public func start() async throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let server = try build(text)
+        try await server.start()
+        let hash = Self.sha512(text)
+        current.value = (server, hash, text)
+        for block in server.corefile.blocks {
+            for key in block.keys {
+                let zone = key.zone.isRoot ? "." : key.zone.description
+                sink.write(key.scheme == .dns ? "\(zone):\(key.port)" : "\(key.scheme.rawValue)://\(zone):\(key.port)")
+            }
+        }
+        if reloadSettings != nil { sink.write("[INFO] plugin/reload: Running configuration SHA512 = \(hash)") }
+        sink.write("CoreDNS-\(DNSVersion.coreDNSCompatible) (labnode dns)")
+        sink.write("linux/\(Self.machine), \(DNSVersion.runtime), \(DNSVersion.revision)")
+    }
+
+    static var machine: String {
+        #if arch(x86_64)
+        "amd64"
+        #elseif arch(arm64)
+        "arm64"
+        #else
+        "unknown"
+        #endif
+    }
+
+    var reloadSettings: ReloadPlugin? {
+        current.value?.server.plugins.lazy.compactMap { $0 as? ReloadPlugin }.first
+    }
+
+    /// Re-reads the Corefile; when it changed, stops the old server and starts the new one.
+    /// A broken new Corefile is reported and the old server keeps running, as CoreDNS does.
+    @discardableResult
+    public func reloadIfChanged() async -> Bool {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let old = current.value else { return false }
+        let hash = Self.sha512(text)
+        guard hash != old.hash else { return false }
+        let fresh: DNSServer
+        do {
+            fresh = try build(text)
+        } catch {
+            sink.write("[ERROR] Restart failed: \(error)")
+            current.value = (old.server, hash, old.text)
+            return false
+        }
+        await old.server.stop()
+        await shared.closeAll()
+        do {
+            try await fresh.start()
+            current.value = (fresh, hash, text)
+            sink.write("[INFO] Reloading complete")
+            sink.write("[INFO] plugin/reload: Running configuration SHA512 = \(hash)")
+            return true
+        } catch {
+            sink.write("[ERROR] Restart failed: \(error); keeping the previous configuration")
+            do {
+                let again = try build(old.text)
+                try await again.start()
+                current.value = (again, hash, old.text)
+            } catch {
+                sink.write("[ERROR] could not restore the previous configuration: \(error)")
+            }
+            return false
+        }
+    }
+
+    /// Runs until cancelled, checking for Corefile changes when `reload` is on.
+    public func run() async {
+        while !Task.isCancelled {
+            let wait: Duration
+            if let r = reloadSettings {
+                let jitter = Double(r.jitter.components.seconds) * Double.random(in: -1...1)
+                wait = r.interval + .milliseconds(Int64(jitter * 1000))
+            } else {
+                wait = .seconds(5)
+            }
+            try? await Task.sleep(for: max(wait, .milliseconds(500)))
+            if Task.isCancelled { break }
+            if reloadSettings != nil { await reloadIfChanged() }
+        }
+    }
+
+    /// Stops: during lameduck the health endpoint still says OK and DNS still answers, but
+    /// /ready says no, so traffic drains first.
+    public func stop() async {
+        guard let server = current.value?.server else { return }
+        let lameduck = server.plugins.compactMap { ($0 as? HealthPlugin)?.lameduck }.max() ?? .zero
+        if lameduck > .zero {
+            for case let ready as ReadyPlugin in server.plugins { ready.markStopping() }
+            sink.write("[INFO] plugin/health: Going into lameduck mode for \(LogPlugin.seconds(lameduck))s")
+            try? await Task.sleep(for: lameduck)
+        }
+        await server.stop()
+        await shared.closeAll()
+        current.value = nil
+    }
+}
+

@@ -1,0 +1,205 @@
+import Prometheus
+import Synchronization
+
+/// Keeps answers for their TTL (capped), positive and negative ones apart, with CoreDNS's
+/// cache metrics. Answers served from the cache have their TTLs counted down.
+public final class CachePlugin: DNSPlugin {
+    public let name = "cache"
+
+    public struct Config: Sendable {
+        public var maxTTL: UInt32 = 3600
+        public var zones: [DNSName] = [.root]
+        public var successCapacity = 9984
+        public var denialCapacity = 9984
+        public var successMinTTL: UInt32 = 5
+        public var denialMinTTL: UInt32 = 5
+        public var denialMaxTTL: UInt32 = 1800
+        public var servfailTTL: UInt32 = 5
+        public init() {}
+    }
+
+    struct Key: Hashable {
+        var name: DNSName
+        var type: UInt16
+        var dnssecOK: Bool
+        var checkingDisabled: Bool
+    }
+
+    struct Entry {
+        var message: DNSMessage
+        var stored: ContinuousClock.Instant
+        var ttl: UInt32
+    }
+
+    public let config: Config
+    enum Table: String { case success, denial }
+    let tables = Mutex<[Table: [Key: Entry]]>([.success: [:], .denial: [:]])
+    let metrics: DNSMetrics?
+    let serverLabel: String
+    let zonesLabel: String
+    let now: @Sendable () -> ContinuousClock.Instant
+
+    /// The per-query counters, made once.
+    struct Counters {
+        var requests: Counter
+        var misses: Counter
+        var hits: [Table: Counter]
+    }
+    let counters: Counters?
+
+    public init(config: Config, metrics: DNSMetrics?, serverLabel: String, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+        self.config = config
+        self.metrics = metrics
+        self.serverLabel = serverLabel
+        let zonesLabel = config.zones.map(\.description).joined(separator: ",")
+        self.zonesLabel = zonesLabel
+        self.now = now
+        counters = metrics.map { m in
+            func labels(_ type: String?) -> [(String, String)] {
+                [("server", serverLabel)] + (type.map { [("type", $0)] } ?? []) + [("zones", zonesLabel), ("view", "")]
+            }
+            return Counters(
+                requests: m.counter("coredns_cache_requests_total", labels(nil), help: "The count of cache requests."),
+                misses: m.counter("coredns_cache_misses_total", labels(nil), help: "The count of cache misses. Deprecated, derive misses from cache hits/requests counters."),
+                hits: [.success: m.counter("coredns_cache_hits_total", labels("success"), help: "The count of cache hits."),
+                       .denial: m.counter("coredns_cache_hits_total", labels("denial"), help: "The count of cache hits.")])
+        }
+    }
+
+    public static func setup(_ d: Corefile.Directive, _ s: PluginSetup) throws -> any DNSPlugin {
+        var c = Config()
+        var args = d.args[...]
+        if let first = args.first, let ttl = UInt32(first) {
+            c.maxTTL = ttl
+            c.denialMaxTTL = min(ttl, c.denialMaxTTL)
+            args = args.dropFirst()
+        }
+        if !args.isEmpty { c.zones = args.compactMap { DNSName($0) } }
+        for sub in d.block {
+            switch sub.name {
+            case "success", "denial":
+                guard let cap = sub.args.first.flatMap(Int.init), cap > 0 else {
+                    throw PluginSetupError("cache", line: sub.line, "\(sub.name) needs a capacity")
+                }
+                let ttl = sub.args.count > 1 ? UInt32(sub.args[1]) : nil
+                let minTTL = sub.args.count > 2 ? UInt32(sub.args[2]) : nil
+                if sub.name == "success" {
+                    c.successCapacity = cap
+                    if let ttl { c.maxTTL = ttl }
+                    if let minTTL { c.successMinTTL = minTTL }
+                } else {
+                    c.denialCapacity = cap
+                    if let ttl { c.denialMaxTTL = ttl }
+                    if let minTTL { c.denialMinTTL = minTTL }
+                }
+            case "servfail":
+                c.servfailTTL = sub.args.first.flatMap(parseDuration).map { UInt32($0.components.seconds) } ?? 5
+            case "prefetch", "serve_stale", "disable", "keepttl":
+                continue
+            default:
+                throw PluginSetupError("cache", line: sub.line, "unknown property '\(sub.name)'")
+            }
+        }
+        return CachePlugin(config: c, metrics: s.metrics, serverLabel: s.serverLabel)
+    }
+
+    public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult {
+        let q = request.question
+        guard config.zones.contains(where: { q.name.isSubdomain(of: $0) }) else { return next(request) }
+        let key = Key(name: q.name, type: q.type.rawValue, dnssecOK: request.message.edns?.dnssecOK ?? false,
+                      checkingDisabled: request.message.checkingDisabled)
+        counters?.requests.increment()
+        let t = now()
+        if let hit = lookup(key, at: t) {
+            var m = hit.message
+            m.id = request.message.id
+            m.questions = request.message.questions
+            return .done(DNSResponse(message: m, plugin: name))
+        }
+        counters?.misses.increment()
+        return next(request).map { [self] response in
+            store(key, response.message, at: t)
+            return response
+        }
+    }
+
+    func lookup(_ key: Key, at t: ContinuousClock.Instant) -> Entry? {
+        for table in [Table.success, .denial] {
+            let found = tables.withLock { tables -> Entry? in
+                guard let e = tables[table]?[key] else { return nil }
+                let age = UInt32(max(0, (t - e.stored).components.seconds))
+                if age >= e.ttl {
+                    tables[table]?[key] = nil
+                    return nil
+                }
+                var aged = e
+                // Capped at the entry's TTL, then counted down by its age.
+                let shift = { (r: DNSRecord) -> DNSRecord in
+                    var r = r
+                    let ttl = min(r.ttl, e.ttl)
+                    r.ttl = ttl > age ? ttl - age : 0
+                    return r
+                }
+                aged.message.answers = e.message.answers.map(shift)
+                aged.message.authorities = e.message.authorities.map(shift)
+                aged.message.additionals = e.message.additionals.map(shift)
+                return aged
+            }
+            if let found {
+                counters?.hits[table]?.increment()
+                return found
+            }
+        }
+        return nil
+    }
+
+    func store(_ key: Key, _ m: DNSMessage, at t: ContinuousClock.Instant) {
+        // Truncated answers are not complete; other failures are not worth keeping long.
+        guard !m.truncated else { return }
+        let isDenial = m.rcode == .nameError || (m.rcode == .noError && m.answers.isEmpty)
+        var ttl: UInt32
+        switch m.rcode {
+        case .noError, .nameError:
+            let records = isDenial ? m.authorities : m.answers
+            let least = records.map(\.ttl).min() ?? (isDenial ? config.denialMinTTL : config.successMinTTL)
+            ttl = isDenial ? min(max(least, config.denialMinTTL), config.denialMaxTTL)
+                           : min(max(least, config.successMinTTL), config.maxTTL)
+        case .serverFailure:
+            ttl = config.servfailTTL
+        default:
+            return
+        }
+        guard ttl > 0 else { return }
+        let table: Table = isDenial || m.rcode == .serverFailure ? .denial : .success
+        let capacity = table == .success ? config.successCapacity : config.denialCapacity
+        let (size, evicted) = tables.withLock { tables -> (Int, Bool) in
+            var entries = tables[table] ?? [:]
+            tables[table] = nil
+            var evicted = false
+            if entries[key] == nil, entries.count >= capacity, let victim = entries.keys.randomElement() {
+                // CoreDNS evicts a random entry when full.
+                entries[victim] = nil
+                evicted = true
+            }
+            entries[key] = Entry(message: m, stored: t, ttl: ttl)
+            let n = entries.count
+            tables[table] = entries
+            return (n, evicted)
+        }
+        if evicted { count("coredns_cache_evictions_total", table.rawValue) }
+        metrics?.gauge("coredns_cache_entries", [("server", serverLabel), ("type", table.rawValue), ("zones", zonesLabel), ("view", "")],
+                       help: "The number of elements in the cache.").set(Int64(size))
+    }
+
+    func count(_ metric: String, _ type: String?) {
+        guard let metrics else { return }
+        var labels = [("server", serverLabel)]
+        if let type { labels.append(("type", type)) }
+        labels += [("zones", zonesLabel), ("view", "")]
+        metrics.counter(metric, labels).increment()
+    }
+
+    public var entryCount: (success: Int, denial: Int) {
+        tables.withLock { ($0[.success]?.count ?? 0, $0[.denial]?.count ?? 0) }
+    }
+}

@@ -1,0 +1,115 @@
+import Prometheus
+import Synchronization
+
+/// Records CoreDNS's request and response metrics for its server block and serves the
+/// process's metrics at `/metrics` on its address (default `localhost:9153`).
+///
+/// The collectors for each label set are found once and kept here under a small integer key,
+/// so a query costs a few atomic increments, not label arrays and string hashing.
+public final class PrometheusPlugin: DNSPlugin, DNSObserver {
+    struct RequestCollectors {
+        var requests: Counter
+        var duration: ValueHistogram
+        var requestSize: ValueHistogram
+        var responseSize: ValueHistogram
+    }
+    struct ResponseKey: Hashable {
+        var zone: UInt32
+        var rcode: UInt16
+        var plugin: String
+    }
+    let requestCollectors = Mutex<[UInt32: RequestCollectors]>([:])
+    let responseCounters = Mutex<[ResponseKey: Counter]>([:])
+
+    public let name = "prometheus"
+    public let address: String
+    let metrics: DNSMetrics
+    let shared: SharedPlugins
+    let zones: [DNSName]
+    let serverLabel: String
+
+    public init(address: String, metrics: DNSMetrics, shared: SharedPlugins, zones: [DNSName], serverLabel: String) {
+        self.address = address
+        self.metrics = metrics
+        self.shared = shared
+        self.zones = zones
+        self.serverLabel = serverLabel
+    }
+
+    public static func setup(_ d: Corefile.Directive, _ s: PluginSetup) throws -> any DNSPlugin {
+        guard d.args.count <= 1 else { throw PluginSetupError("prometheus", line: d.line, "prometheus takes at most one address") }
+        return PrometheusPlugin(address: d.args.first ?? "localhost:9153", metrics: s.metrics, shared: s.shared, zones: s.zones,
+                                serverLabel: s.serverLabel)
+    }
+
+    public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+
+    public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
+        let (s, atto) = duration.components
+        let seconds = Double(s) + Double(atto) / 1e18
+        let family: UInt32 = request.remoteAddress.utf8.contains(UInt8(ascii: ":")) ? 1 : 0
+        let zoneIndex = UInt32(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
+        let key = zoneIndex << 18 | UInt32(request.question.type.rawValue) << 2 | (request.transport == .tcp ? 2 : 0) | family
+        let zone = request.zone.description
+        let found = requestCollectors.withLock { $0[key] }
+        let c = found ?? {
+            let type = DNSMetrics.typeLabel(request.question.type)
+            let proto = request.transport.label
+            let made = RequestCollectors(
+                requests: metrics.counter("coredns_dns_requests_total",
+                                          [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto),
+                                           ("family", family == 1 ? "2" : "1"), ("type", type)],
+                                          help: "Counter of DNS requests made per zone, protocol and family."),
+                duration: metrics.histogram("coredns_dns_request_duration_seconds",
+                                            [("server", serverLabel), ("zone", zone), ("view", ""), ("type", type)],
+                                            buckets: DNSMetrics.durationBuckets,
+                                            help: "Histogram of the time (in seconds) each request took per zone."),
+                requestSize: metrics.histogram("coredns_dns_request_size_bytes",
+                                               [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
+                                               buckets: DNSMetrics.sizeBuckets,
+                                               help: "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol."),
+                responseSize: metrics.histogram("coredns_dns_response_size_bytes",
+                                                [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
+                                                buckets: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
+            requestCollectors.withLock { $0[key] = made }
+            return made
+        }()
+        c.requests.increment()
+        c.duration.record(seconds)
+        c.requestSize.record(Double(request.size))
+        c.responseSize.record(Double(size))
+        let rkey = ResponseKey(zone: zoneIndex, rcode: response.message.rcode.rawValue, plugin: response.plugin)
+        let counter = responseCounters.withLock { $0[rkey] } ?? {
+            let made = metrics.counter("coredns_dns_responses_total",
+                                       [("server", serverLabel), ("zone", zone), ("view", ""),
+                                        ("rcode", response.message.rcode.description), ("plugin", response.plugin)],
+                                       help: "Counter of response status codes.")
+            responseCounters.withLock { $0[rkey] = made }
+            return made
+        }()
+        counter.increment()
+    }
+
+    public func start(_ context: PluginContext) async throws {
+        metrics.gauge("coredns_build_info", [("version", DNSVersion.coreDNSCompatible), ("revision", DNSVersion.revision),
+                                             ("goversion", DNSVersion.runtime)],
+                      help: "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.")
+            .set(Int64(1))
+        for zone in zones {
+            metrics.gauge("coredns_plugin_enabled", [("server", serverLabel), ("zone", zone.description), ("view", ""), ("name", "prometheus")],
+                          help: "A metric that indicates whether a plugin is enabled on per server and zone basis.").set(Int64(1))
+        }
+        metrics.counter("coredns_panics_total", [], help: "A metrics that counts the number of panics.").increment(by: Int64(0))
+        let registry = metrics.registry
+        try await shared.serve(address: address, path: "/metrics") {
+            (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+        }
+    }
+}
+
+/// What the add-on says it is (start-up lines, build_info).
+public enum DNSVersion {
+    public static let coreDNSCompatible = "1.11.1"
+    public static let revision = "labnode"
+    public static let runtime = "swift6"
+}

@@ -1,0 +1,120 @@
+import NIOCore
+
+/// A plugin that wants to see every answer as written (size on the wire, time taken): log
+/// and prometheus, which in CoreDNS wrap the response writer.
+public protocol DNSObserver: Sendable {
+    func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration)
+}
+
+/// One server block's chain and the zones it serves.
+public final class ServerBlockChain: Sendable {
+    public let zones: [DNSName]
+    public let plugins: [any DNSPlugin]
+    public let observers: [any DNSObserver]
+    public let serverLabel: String
+
+    public init(zones: [DNSName], plugins: [any DNSPlugin], serverLabel: String) {
+        self.zones = zones
+        self.plugins = plugins
+        self.observers = plugins.compactMap { $0 as? any DNSObserver }
+        self.serverLabel = serverLabel
+    }
+}
+
+/// What the listener does with a packet: the checks CoreDNS's server does before any plugin
+/// (miekg/dns's default accept function), then the chain of the block whose zone is the
+/// longest suffix of the name, then truncation to what the asker can take.
+public final class DNSDispatcher: Sendable {
+    let blocks: [(zone: DNSName, chain: ServerBlockChain)]
+
+    public init(chains: [ServerBlockChain]) {
+        var entries: [(zone: DNSName, chain: ServerBlockChain)] = []
+        for chain in chains { for zone in chain.zones { entries.append((zone, chain)) } }
+        // Longest zone first, so the most specific block wins.
+        blocks = entries.sorted { $0.zone.wire.count > $1.zone.wire.count }
+    }
+
+    /// The plugins of every block (each once).
+    public var chains: [ServerBlockChain] {
+        var seen: [ObjectIdentifier] = []
+        var out: [ServerBlockChain] = []
+        for b in blocks where !seen.contains(ObjectIdentifier(b.chain)) {
+            seen.append(ObjectIdentifier(b.chain))
+            out.append(b.chain)
+        }
+        return out
+    }
+
+    /// A finished exchange: the bytes to send back (nil: stay silent) once they are known.
+    public enum Outcome {
+        case silent
+        case reply([UInt8])
+        case later(EventLoopFuture<[UInt8]?>)
+    }
+
+    public func handle(_ bytes: [UInt8], remoteAddress: String, remotePort: Int, transport: DNSTransport,
+                       eventLoop: any EventLoop) -> Outcome {
+        let received = ContinuousClock.now
+        let message: DNSMessage
+        do {
+            message = try DNSMessage(parsing: bytes)
+        } catch {
+            // Unreadable beyond the header: FORMERR with the id; no header: nothing.
+            guard let id = error.id, bytes.count >= 12, bytes[2] & 0x80 == 0 else { return .silent }
+            var m = DNSMessage()
+            m.id = id
+            m.isResponse = true
+            m.opcode = bytes[2] >> 3 & 0xf
+            m.rcode = .formatError
+            return .reply(m.serialized())
+        }
+        if message.isResponse { return .silent }
+        if message.opcode != 0 {
+            var m = DNSMessage.reply(to: message, rcode: .notImplemented)
+            m.questions = []
+            return .reply(m.serialized())
+        }
+        guard message.questions.count == 1, message.answers.count <= 1, message.authorities.count <= 1,
+              message.additionals.count <= 1, let question = message.question else {
+            var m = DNSMessage.reply(to: message, rcode: .formatError)
+            m.questions = []
+            return .reply(m.serialized())
+        }
+        if let e = message.edns, e.version > 0 {
+            var m = DNSMessage.reply(to: message, rcode: .badVersion)
+            m.edns = EDNS(udpPayloadSize: 1232, version: 0, dnssecOK: e.dnssecOK)
+            return .reply(m.serialized())
+        }
+        guard let block = blocks.first(where: { question.name.isSubdomain(of: $0.zone) }) else {
+            return .reply(DNSMessage.reply(to: message, rcode: .refused).serialized())
+        }
+        let request = DNSRequest(message: message, question: question, remoteAddress: remoteAddress, remotePort: remotePort,
+                                 transport: transport, size: bytes.count, zone: block.zone, server: block.chain.serverLabel,
+                                 eventLoop: eventLoop, received: received)
+        let chain = block.chain
+        let result = DNSNext(chain: chain.plugins)(request)
+        switch result {
+        case .done(let response):
+            return .reply(Self.finish(request, response, chain: chain))
+        case .later(let future):
+            return .later(future.map { Self.finish(request, $0, chain: chain) })
+        }
+    }
+
+    static func finish(_ request: DNSRequest, _ response: DNSResponse, chain: ServerBlockChain) -> [UInt8] {
+        var message = response.message
+        message.id = request.message.id
+        message.isResponse = true
+        // Answers keep the asker's spelling of the name (0x20 case randomisation works).
+        message.questions = request.message.questions
+        let limit = request.transport == .udp ? request.message.maxUDPSize : 65535
+        let bytes = message.serialized(maxSize: limit)
+        if !chain.observers.isEmpty {
+            let duration = ContinuousClock.now - request.received
+            var written = response
+            written.message = message
+            for o in chain.observers { o.written(request, written, size: bytes.count, duration: duration) }
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Synchronization
+
+/// Where the add-on's log lines go (stdout, which the node agent keeps as the pod's log).
+///
+/// Writers only append to a buffer under a lock; a background thread writes it out, so a
+/// query never waits on the pipe. When the reader falls more than `limit` behind, lines are
+/// dropped and counted instead of growing memory or blocking the answer path.
+public final class LineSink: Sendable {
+    public static let standardOutput = LineSink(fd: 1)
+
+    struct State {
+        var buffer: [UInt8] = []
+        var dropped = 0
+        var started = false
+    }
+
+    let fd: Int32
+    let limit: Int
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    /// Tests read what was written.
+    private final class Captured: Sendable { let lines = Mutex<[String]>([]) }
+    private let capture: Captured?
+
+    public init(fd: Int32, limit: Int = 4 << 20) {
+        self.fd = fd
+        self.limit = limit
+        capture = nil
+    }
+
+    /// A sink that keeps lines in memory (for tests).
+    public init(capturing: Void) {
+        fd = -1
+        limit = 4 << 20
+        capture = Captured()
+    }
+
+    public var captured: [String] { capture?.lines.withLock { $0 } ?? [] }
+
+    public func write(_ line: String) {
+        if let capture {
+            capture.lines.withLock { $0.append(line) }
+            return
+        }
+        let startWriter = state.withLock { s -> Bool in
+            if s.buffer.count > limit {
+                s.dropped += 1
+                return false
+            }
+            s.buffer.append(contentsOf: line.utf8)
+            s.buffer.append(10)
+            if s.started { return false }
+            s.started = true
+            return true
+        }
+        if startWriter {
+            let t = Thread { [self] in self.drain() }
+            t.name = "dns-log"
+            t.start()
+        }
+        wake.signal()
+    }
+
+    private func drain() {
+        while true {
+            wake.wait()
+            // Let a burst collect, then write it in one call.
+            usleep(2000)
+            let (bytes, dropped) = state.withLock { s -> ([UInt8], Int) in
+                defer {
+                    s.buffer.removeAll(keepingCapacity: true)
+                    s.dropped = 0
+                }
+                return (s.buffer, s.dropped)
+            }
+            if bytes.isEmpty && dropped == 0 { continue }
+            var out = bytes
+            if dropped > 0 { out += Array("[WARNING] log: \(dropped) lines dropped: the log reader is too slow\n".utf8) }
+            out.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count, let base = raw.baseAddress {
+                    let n = Foundation.write(fd, base + offset, raw.count - offset)
+                    if n <= 0 {
+                        if n < 0 && errno == EINTR { continue }
+                        return
+                    }
+                    offset += n
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// UDP: reads many datagrams per wake-up (recvmmsg) and flushes the answers ready by then in
+/// one go, which is what lets one event loop keep up with dnsperf.
+final class UDPDNSHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    let dispatcher: DNSDispatcher
+    private var pendingFlush = false
+
+    init(dispatcher: DNSDispatcher) { self.dispatcher = dispatcher }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        var buffer = envelope.data
+        guard let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
+        let remote = envelope.remoteAddress
+        switch dispatcher.handle(bytes, remoteAddress: remote.ipAddress ?? "", remotePort: remote.port ?? 0,
+                                 transport: .udp, eventLoop: context.eventLoop) {
+        case .silent:
+            return
+        case .reply(let answer):
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: context.channel.allocator.buffer(bytes: answer))),
+                          promise: nil)
+            pendingFlush = true
+        case .later(let future):
+            let channel = context.channel
+            future.whenSuccess { answer in
+                guard let answer else { return }
+                let envelope = AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: answer))
+                channel.writeAndFlush(envelope, promise: nil)
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if pendingFlush {
+            pendingFlush = false
+            context.flush()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A UDP socket sees ICMP errors of earlier sends (ECONNREFUSED); they are not fatal.
+    }
+}
+
+/// TCP (and TLS): two-byte length-prefixed messages, several per connection, answered in
+/// the order they complete.
+final class TCPDNSHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let dispatcher: DNSDispatcher
+    private var buffer = ByteBuffer()
+
+    init(dispatcher: DNSDispatcher) { self.dispatcher = dispatcher }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        let remote = context.remoteAddress
+        while let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
+              buffer.readableBytes >= 2 + Int(length) {
+            buffer.moveReaderIndex(forwardBy: 2)
+            guard let bytes = buffer.readBytes(length: Int(length)) else { break }
+            let outcome = dispatcher.handle(bytes, remoteAddress: remote?.ipAddress ?? "", remotePort: remote?.port ?? 0,
+                                            transport: .tcp, eventLoop: context.eventLoop)
+            switch outcome {
+            case .silent:
+                context.close(promise: nil)
+                return
+            case .reply(let answer):
+                context.writeAndFlush(wrapOutboundOut(Self.frame(answer, context.channel.allocator)), promise: nil)
+            case .later(let future):
+                let channel = context.channel
+                future.whenSuccess { answer in
+                    guard let answer else { return }
+                    channel.writeAndFlush(Self.frame(answer, channel.allocator), promise: nil)
+                }
+            }
+        }
+        buffer.discardReadBytes()
+    }
+
+    static func frame(_ bytes: [UInt8], _ allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: bytes.count + 2)
+        out.writeInteger(UInt16(bytes.count))
+        out.writeBytes(bytes)
+        return out
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle connections are closed, as CoreDNS's 10 s read timeout does.
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// The sockets of one Corefile listen key: UDP and TCP for dns://, TCP with TLS for tls://.
+public final class DNSListener: Sendable {
+    public let udp: (any Channel)?
+    public let tcp: any Channel
+
+    /// The bound addresses (the UDP one first, when there is one).
+    public var addresses: [SocketAddress] { [udp?.localAddress, tcp.localAddress].compactMap { $0 } }
+
+    init(udp: (any Channel)?, tcp: any Channel) {
+        self.udp = udp
+        self.tcp = tcp
+    }
+
+    /// Binds UDP then TCP on the same port (port 0 picks one for both).
+    static func bind(host: String, port: Int, dispatcher: DNSDispatcher, tls: NIOSSLContext?,
+                     group: any EventLoopGroup) async throws -> DNSListener {
+        var udpChannel: (any Channel)?
+        var tcpPort = port
+        if tls == nil {
+            let udp = try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.datagramVectorReadMessageCount, value: 64)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 2048))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(UDPDNSHandler(dispatcher: dispatcher))
+                    }
+                }
+                .bind(host: host, port: port).get()
+            udpChannel = udp
+            tcpPort = udp.localAddress?.port ?? port
+        }
+        do {
+            let tcp = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let ops = channel.pipeline.syncOperations
+                        if let tls { try ops.addHandler(NIOSSLServerHandler(context: tls)) }
+                        try ops.addHandler(IdleStateHandler(readTimeout: .seconds(10)))
+                        try ops.addHandler(TCPDNSHandler(dispatcher: dispatcher))
+                    }
+                }
+                .bind(host: host, port: tcpPort).get()
+            return DNSListener(udp: udpChannel, tcp: tcp)
+        } catch {
+            try? await udpChannel?.close()
+            throw error
+        }
+    }
+
+    func close() async {
+        try? await udp?.close()
+        try? await tcp.close()
+    }
+}

@@ -1,0 +1,142 @@
+import Logging
+import NIOCore
+
+/// How a query arrived.
+public enum DNSTransport: String, Sendable {
+    case udp, tcp
+
+    /// The `proto` label and log field; DNS over TLS counts as tcp, as in CoreDNS.
+    public var label: String { rawValue }
+}
+
+/// One query on its way through a server block's plugin chain.
+public struct DNSRequest: Sendable {
+    public var message: DNSMessage
+    public var question: DNSQuestion
+    public var remoteAddress: String
+    public var remotePort: Int
+    public var transport: DNSTransport
+    /// The query's size on the wire.
+    public var size: Int
+    /// The server block's zone that matched (`.` for the default Corefile).
+    public var zone: DNSName
+    /// The `server` metric label: `dns://:53`, `tls://:853`.
+    public var server: String
+    public var eventLoop: any EventLoop
+    public var received: ContinuousClock.Instant
+
+    public init(message: DNSMessage, question: DNSQuestion, remoteAddress: String = "127.0.0.1", remotePort: Int = 0,
+                transport: DNSTransport = .udp, size: Int = 0, zone: DNSName = .root, server: String = "dns://:53",
+                eventLoop: any EventLoop, received: ContinuousClock.Instant = .now) {
+        self.message = message
+        self.question = question
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.transport = transport
+        self.size = size
+        self.zone = zone
+        self.server = server
+        self.eventLoop = eventLoop
+        self.received = received
+    }
+
+    /// An answer skeleton for this query.
+    public func reply(_ rcode: DNSRcode = .noError) -> DNSMessage { DNSMessage.reply(to: message, rcode: rcode) }
+}
+
+/// A finished answer and which plugin wrote it (the `plugin` label of responses_total).
+public struct DNSResponse: Sendable {
+    public var message: DNSMessage
+    public var plugin: String
+    /// A processing error for the errors plugin to print (`read udp ...: i/o timeout`).
+    public var error: String?
+
+    public init(message: DNSMessage, plugin: String, error: String? = nil) {
+        self.message = message
+        self.plugin = plugin
+        self.error = error
+    }
+}
+
+/// A plugin's answer: ready now (the common, allocation-light path) or later (forward).
+public enum DNSResult: Sendable {
+    case done(DNSResponse)
+    case later(EventLoopFuture<DNSResponse>)
+
+    /// Applies `transform` when the answer is there, without a future when it already is.
+    public func map(_ transform: @escaping @Sendable (DNSResponse) -> DNSResponse) -> DNSResult {
+        switch self {
+        case .done(let r): .done(transform(r))
+        case .later(let f): .later(f.map(transform))
+        }
+    }
+
+    public func future(on loop: any EventLoop) -> EventLoopFuture<DNSResponse> {
+        switch self {
+        case .done(let r): loop.makeSucceededFuture(r)
+        case .later(let f): f
+        }
+    }
+}
+
+/// What a plugin can use while it starts: the logger, the server's listen addresses (the
+/// loop plugin queries them), and the shared metrics.
+public struct PluginContext: Sendable {
+    public var logger: Logger
+    public var metrics: DNSMetrics
+    public var eventLoopGroup: any EventLoopGroup
+    /// Where this block's server listens, once it does (`127.0.0.1:53`).
+    public var listenAddresses: [SocketAddress]
+    /// The server block's zones.
+    public var zones: [DNSName]
+
+    public init(logger: Logger, metrics: DNSMetrics, eventLoopGroup: any EventLoopGroup, listenAddresses: [SocketAddress] = [],
+                zones: [DNSName] = [.root]) {
+        self.logger = logger
+        self.metrics = metrics
+        self.eventLoopGroup = eventLoopGroup
+        self.listenAddresses = listenAddresses
+        self.zones = zones
+    }
+}
+
+/// A link in a server block's chain, like a CoreDNS plugin: it answers, or passes the query to
+/// `next` and may change what comes back.
+public protocol DNSPlugin: AnyObject, Sendable {
+    var name: String { get }
+    func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult
+    /// Called once the server listens (informers, listeners, the loop probe).
+    func start(_ context: PluginContext) async throws
+    /// Called when the server stops or is replaced by a reload.
+    func stop() async
+    /// Nil when the plugin has no readiness to report (the ready plugin skips it).
+    var isReady: Bool? { get }
+}
+
+extension DNSPlugin {
+    public func start(_ context: PluginContext) async throws {}
+    public func stop() async {}
+    public var isReady: Bool? { nil }
+}
+
+/// The rest of the chain after a plugin.
+public struct DNSNext: Sendable {
+    let chain: [any DNSPlugin]
+    let index: Int
+
+    public init(chain: [any DNSPlugin], index: Int = 0) {
+        self.chain = chain
+        self.index = index
+    }
+
+    public var isEmpty: Bool { index >= chain.count }
+
+    /// Runs the next plugin; at the end of the chain, SERVFAIL as CoreDNS's `NextOrFailure`.
+    public func callAsFunction(_ request: DNSRequest) -> DNSResult {
+        guard index < chain.count else {
+            return .done(DNSResponse(message: request.reply(.serverFailure), plugin: "",
+                                     error: "no next plugin found"))
+        }
+        return chain[index].serve(request, next: DNSNext(chain: chain, index: index + 1))
+    }
+}

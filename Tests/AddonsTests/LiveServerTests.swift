@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+
+@testable import Addons
+
+/// Servers started from inline Corefiles on loopback, asked over real sockets.
+final class LiveServerTests: XCTestCase {
+    static func freePort() -> Int { Int.random(in: 20000...40000) }
+
+    func testUDPTCPTruncationHealthReadyAndMetrics() async throws {
+        let many = (1...60).map { "10.1.0.\($0) many.lab" }.joined(separator: "\n")
+        let dns = try await LiveDNS("""
+        .:0 {
+            errors
+            log
+            health 127.0.0.1:0
+            ready 127.0.0.1:0
+            prometheus 127.0.0.1:0
+            hosts {
+                10.0.0.5 registry.lab
+                \(many)
+            }
+            cache 30
+        }
+        """)
+        let port = dns.port
+        let a = try DNSClient.ask("registry.lab", port: port)
+        XCTAssertEqual(a.answers.map(\.data), [.a(IPv4("10.0.0.5")!)])
+        XCTAssertTrue(a.authoritative)
+        XCTAssertEqual(try DNSClient.ask("registry.lab", port: port, tcp: true).answers.count, 1)
+        let udp = try DNSClient.ask("many.lab", port: port)
+        XCTAssertTrue(udp.truncated, "60 addresses do not fit 512 bytes")
+        let tcp = try DNSClient.ask("many.lab", port: port, tcp: true)
+        XCTAssertFalse(tcp.truncated)
+        XCTAssertEqual(tcp.answers.count, 60)
+        XCTAssertEqual(try DNSClient.ask("many.lab", port: port, edns: 4096).answers.count, 60, "EDNS0 makes room")
+
+        let shared = dns.addon.sharedListeners
+        let health = try XCTUnwrap(shared.boundPort("127.0.0.1:0"))
+        XCTAssertEqual(DNSClient.httpGet(port: health, path: "/health")?.0, 200)
+        XCTAssertEqual(DNSClient.httpGet(port: health, path: "/ready")?.1, "OK")
+        let metrics = try XCTUnwrap(DNSClient.httpGet(port: health, path: "/metrics")?.1)
+        XCTAssertTrue(metrics.contains(#"coredns_dns_requests_total{server="dns://:0",zone=".",view="",proto="udp",family="1",type="A"} 3"#), metrics)
+        XCTAssertTrue(metrics.contains(#"coredns_dns_responses_total{server="dns://:0",zone=".",view="",rcode="NOERROR",plugin="hosts"}"#), metrics)
+        XCTAssertTrue(metrics.contains("coredns_dns_request_duration_seconds_bucket"), metrics)
+        XCTAssertTrue(metrics.contains("coredns_build_info"), metrics)
+        XCTAssertTrue(dns.sink.captured.contains { $0.contains(#""A IN registry.lab. tcp"#) }, "\(dns.sink.captured)")
+        XCTAssertEqual(dns.sink.captured.first, ".:0", "the start-up lines name the server")
+        await dns.stop()
+    }
+
+    func testForwardToUpstreamFailsOverAndNeverToItself() async throws {
+        let upstream = try await LiveDNS(".:0 {\n hosts {\n 192.0.2.10 www.example.org\n }\n}")
+        let dead = Self.freePort()
+        let own = Self.freePort()
+        let dns = try await LiveDNS("""
+        .:\(own) {
+            errors
+            forward . 127.0.0.1:\(own) 127.0.0.1:\(dead) 127.0.0.1:\(upstream.port) {
+                policy sequential
+            }
+        }
+        """)
+        let started = ContinuousClock.now
+        let a = try DNSClient.ask("www.example.org", port: dns.port)
+        XCTAssertEqual(a.answers.map(\.data), [.a(IPv4("192.0.2.10")!)])
+        XCTAssertGreaterThan(ContinuousClock.now - started, .seconds(1), "the dead upstream was tried first")
+        let forward = try XCTUnwrap(dns.addon.server?.plugins.compactMap { $0 as? ForwardPlugin }.first)
+        XCTAssertFalse(forward.order().contains { $0.port == own }, "its own address was dropped")
+        await dns.stop()
+        await upstream.stop()
+    }
+
+    func testLoopIsDetectedAndLoggedWithoutDying() async throws {
+        let pa = Self.freePort(), pb = Self.freePort()
+        let b = try await LiveDNS(".:\(pb) {\n forward . 127.0.0.1:\(pa)\n}")
+        let a = try await LiveDNS("""
+        .:\(pa) {
+            errors
+            hosts {
+                10.0.0.5 registry.lab
+                fallthrough
+            }
+            loop
+            forward . 127.0.0.1:\(pb)
+        }
+        """)
+        let loop = try XCTUnwrap(a.addon.server?.plugins.compactMap { $0 as? LoopPlugin }.first)
+        for _ in 0..<50 where !loop.loopDetected { try await Task.sleep(for: .milliseconds(100)) }
+        XCTAssertTrue(loop.loopDetected)
+        XCTAssertEqual(try DNSClient.ask("registry.lab", port: pa).answers.count, 1, "still serving its own names")
+        XCTAssertEqual(try DNSClient.ask("www.example.org", port: pa).rcode, .serverFailure, "forwarding is off")
+        await a.stop()
+        await b.stop()
+    }
+
+    func testReloadSwapsTheServerAndKeepsTheOldOneOnABrokenFile() async throws {
+        let dns = try await LiveDNS(".:0 {\n reload 2s\n hosts {\n 10.0.0.1 a.lab\n }\n}")
+        let port = dns.port
+        XCTAssertEqual(try DNSClient.ask("a.lab", port: port).answers.count, 1)
+        try dns.rewrite(".:\(port) {\n reload 2s\n hosts {\n 10.0.0.2 b.lab\n }\n}")
+        let swapped = await dns.addon.reloadIfChanged()
+        XCTAssertTrue(swapped)
+        XCTAssertEqual(try DNSClient.ask("b.lab", port: port).answers.map(\.data), [.a(IPv4("10.0.0.2")!)])
+        try dns.rewrite(".:\(port) {\n reload 2s\n nonsense\n}")
+        let broken = await dns.addon.reloadIfChanged()
+        XCTAssertFalse(broken)
+        XCTAssertEqual(try DNSClient.ask("b.lab", port: port).answers.count, 1, "the old server still answers")
+        XCTAssertTrue(dns.sink.captured.contains { $0.contains("unknown directive 'nonsense'") }, "\(dns.sink.captured)")
+        await dns.stop()
+    }
+
+    /// DNS over TLS with a certificate from the Corefile, asked with kdig (knot-dnsutils).
+    func testDNSOverTLS() async throws {
+        guard let kdig = ["/usr/bin/kdig"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
+            throw XCTSkip("SKIPPED LOUDLY: kdig (knot-dnsutils) or openssl is missing; scripts/setup --test installs them")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dot-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gen = Process()
+        gen.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        gen.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                         "-subj", "/CN=dns.test", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"]
+        gen.standardError = FileHandle.nullDevice
+        try gen.run()
+        gen.waitUntilExit()
+        let port = Self.freePort()
+        let dns = try await LiveDNS("tls://.:\(port) {\n tls \(dir)/cert.pem \(dir)/key.pem\n hosts {\n 10.0.0.9 secure.lab\n }\n}")
+        let out = Pipe()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: kdig)
+        p.arguments = ["+tls", "+short", "-p", String(port), "@127.0.0.1", "secure.lab"]
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(text.trimmingCharacters(in: .whitespacesAndNewlines), "10.0.0.9")
+        XCTAssertNil(DNSClient.udp(DNSClient.query("secure.lab").serialized(), port: port, timeout: 0.5), "no plain UDP on a tls:// server")
+        await dns.stop()
+    }
+}

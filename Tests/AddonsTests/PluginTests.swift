@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import XCTest
+
+@testable import Addons
+
+/// Each plugin called directly, over tables of cases.
+final class PluginTests: XCTestCase {
+    let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+    final class Fixed: DNSPlugin {
+        let name = "fixed"
+        let calls = Mutex(0)
+        let rcode: DNSRcode
+        let answers: [DNSRecord]
+        init(rcode: DNSRcode = .noError, answers: [DNSRecord] = []) {
+            self.rcode = rcode
+            self.answers = answers
+        }
+        func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult {
+            calls.withLock { $0 += 1 }
+            var m = request.reply(rcode)
+            m.answers = answers.map { var r = $0; r.name = request.question.name; return r }
+            if rcode == .nameError {
+                m.authorities = [DNSRecord(name: "example.", ttl: 60, data: .soa(SOA(mname: "ns.example.", rname: "h.example.", serial: 1,
+                                                                                      refresh: 1, retry: 1, expire: 1, minimum: 60)))]
+            }
+            return .done(DNSResponse(message: m, plugin: name, error: rcode == .serverFailure ? "upstream broke" : nil))
+        }
+    }
+
+    func request(_ name: String, _ type: DNSType = .a) -> DNSRequest {
+        var m = DNSMessage()
+        m.id = 9
+        m.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: type)]
+        return DNSRequest(message: m, question: m.questions[0], remoteAddress: "10.244.0.7", remotePort: 41234, size: 40, eventLoop: loop)
+    }
+
+    func run(_ plugin: any DNSPlugin, _ r: DNSRequest, then rest: [any DNSPlugin]) throws -> DNSResponse {
+        switch plugin.serve(r, next: DNSNext(chain: rest)) {
+        case .done(let d): return d
+        case .later(let f): return try f.wait()
+        }
+    }
+
+    func testCacheKeepsAnswersCountsTTLDownAndKeepsDenialsApart() throws {
+        let clock = Mutex(ContinuousClock.now)
+        let metrics = DNSMetrics()
+        var config = CachePlugin.Config()
+        config.maxTTL = 30
+        let cache = CachePlugin(config: config, metrics: metrics, serverLabel: "dns://:53", now: { clock.withLock { $0 } })
+        let backend = Fixed(answers: [DNSRecord(name: "x.", ttl: 300, data: .a(IPv4(1)))])
+        _ = try run(cache, request("a.example."), then: [backend])
+        let hit = try run(cache, request("A.EXAMPLE."), then: [backend])
+        XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second question came from the cache")
+        XCTAssertEqual(hit.message.answers.first?.ttl, 30, "capped at the cache's TTL")
+        XCTAssertEqual(hit.message.id, 9)
+        XCTAssertEqual(hit.message.questions.first?.name.description, "A.EXAMPLE.", "the asker's spelling")
+        clock.withLock { $0 = $0 + .seconds(12) }
+        XCTAssertEqual(try run(cache, request("a.example."), then: [backend]).message.answers.first?.ttl, 18, "counted down")
+        clock.withLock { $0 = $0 + .seconds(20) }
+        _ = try run(cache, request("a.example."), then: [backend])
+        XCTAssertEqual(backend.calls.withLock { $0 }, 2, "expired")
+        let nx = Fixed(rcode: .nameError)
+        _ = try run(cache, request("gone.example."), then: [nx])
+        _ = try run(cache, request("gone.example."), then: [nx])
+        XCTAssertEqual(nx.calls.withLock { $0 }, 1)
+        XCTAssertEqual(cache.entryCount.success, 1)
+        XCTAssertEqual(cache.entryCount.denial, 1)
+        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        XCTAssertTrue(text.contains(#"coredns_cache_hits_total{server="dns://:53",type="success",zones=".",view=""} 2"#), text)
+        XCTAssertTrue(text.contains(#"coredns_cache_entries{server="dns://:53",type="denial",zones=".",view=""} 1"#), text)
+    }
+
+    func testLoadbalanceShufflesAddressesButKeepsCNAMEFirst() throws {
+        let records = [DNSRecord(name: "x.", ttl: 1, data: .cname("y."))] + (1...8).map { DNSRecord(name: "y.", ttl: 1, data: .a(IPv4(UInt32($0)))) }
+        var orders: Set<[String]> = []
+        for _ in 0..<20 {
+            let r = try run(LoadBalancePlugin(), request("x.example."), then: [Fixed(answers: records)])
+            XCTAssertEqual(r.message.answers.first?.type, .cname)
+            XCTAssertEqual(r.message.answers.count, 9)
+            orders.insert(r.message.answers.map { "\($0.data)" })
+        }
+        XCTAssertGreaterThan(orders.count, 1, "the order changes")
+    }
+
+    func testLogAndErrorsLines() throws {
+        var r = request("nginx.default.svc.cluster.local.")
+        r.transport = .udp
+        var m = r.reply()
+        m.authoritative = true
+        m.recursionDesired = true
+        let line = LogPlugin.line(r, m, size: 106, duration: .microseconds(171))
+        XCTAssertEqual(line, #"[INFO] 10.244.0.7:41234 - 9 "A IN nginx.default.svc.cluster.local. udp 40 false 512" NOERROR qr,aa,rd 106 0.000171s"#)
+        r.remoteAddress = "::1"
+        XCTAssertTrue(LogPlugin.line(r, m, size: 1, duration: .seconds(1)).hasPrefix("[INFO] [::1]:41234 - 9"))
+        let sink = LineSink(capturing: ())
+        let errors = ErrorsPlugin(sink: sink)
+        let failed = try run(errors, request("x.example."), then: [Fixed(rcode: .serverFailure)])
+        errors.written(request("x.example."), failed, size: 1, duration: .zero)
+        errors.written(request("y.example."), try run(errors, request("y.example."), then: [Fixed()]), size: 1, duration: .zero)
+        XCTAssertEqual(sink.captured, ["[ERROR] plugin/errors: 2 x.example. A: upstream broke"])
+        let denials = LogPlugin(sink: sink, classes: [.denial])
+        denials.written(r, DNSResponse(message: m, plugin: "k"), size: 1, duration: .zero)
+        XCTAssertEqual(sink.captured.count, 2, "NOERROR without answers is a denial")
+        m.answers = [DNSRecord(name: "x.", ttl: 1, data: .a(IPv4(1)))]
+        denials.written(r, DNSResponse(message: m, plugin: "k"), size: 1, duration: .zero)
+        XCTAssertEqual(sink.captured.count, 2, "a success is not logged with class denial")
+    }
+
+    func testHostsInlineFileReverseAndFallthrough() throws {
+        var c = HostsPlugin.Config()
+        c.path = "/hosts"
+        c.inline = "10.0.0.5 registry.lab\n"
+        let plugin = HostsPlugin(config: c, readFile: { _ in "# comment\n127.0.0.1 localhost\nfd00::5 registry.lab\n" }, logger: Logger(label: "t"))
+        let a = try run(plugin, request("registry.lab."), then: [])
+        XCTAssertEqual(a.message.answers.map(\.data), [.a(IPv4("10.0.0.5")!)])
+        let aaaa = try run(plugin, request("registry.lab.", .aaaa), then: [])
+        XCTAssertEqual(aaaa.message.answers.count, 1)
+        XCTAssertEqual(try run(plugin, request("localhost."), then: []).message.answers.count, 1)
+        XCTAssertEqual(try run(plugin, request("5.0.0.10.in-addr.arpa.", .ptr), then: []).message.answers.map(\.data), [.ptr("registry.lab.")])
+        XCTAssertEqual(try run(plugin, request("registry.lab.", .mx), then: []).message.rcode, .noError, "NODATA")
+        XCTAssertEqual(try run(plugin, request("other.lab."), then: [Fixed()]).message.rcode, .serverFailure, "as CoreDNS, without fallthrough")
+        c.fallthroughZones = []
+        let falls = HostsPlugin(config: c, readFile: { _ in "" }, logger: Logger(label: "t"))
+        XCTAssertEqual(try run(falls, request("other.lab."), then: [Fixed()]).plugin, "fixed")
+    }
+
+    func testForwardReadsResolvConfAndAvoidsTheSystemdStub() throws {
+        let files: [String: String] = [
+            "/etc/resolv.conf": "nameserver 127.0.0.53\noptions edns0\n",
+            "/run/systemd/resolve/resolv.conf": "nameserver 192.0.2.1\nnameserver fe80::1%eth0\nnameserver 192.0.2.2\n",
+        ]
+        let read: (String) throws -> String = { path in
+            guard let f = files[path] else { throw PluginSetupError("t", "no \(path)") }
+            return f
+        }
+        let ups = try ForwardPlugin.resolvConfUpstreams(path: "/etc/resolv.conf", readFile: read, logger: Logger(label: "t"))
+        XCTAssertEqual(ups.compactMap(\.ipAddress), ["192.0.2.1", "192.0.2.2"])
+        XCTAssertEqual(try ForwardPlugin.parseUpstream("10.0.0.1:5353", line: 1).port, 5353)
+        XCTAssertEqual(try ForwardPlugin.parseUpstream("dns://[::1]:53", line: 1).ipAddress, "::1")
+        XCTAssertThrowsError(try ForwardPlugin.parseUpstream("tls://1.1.1.1", line: 1))
+        XCTAssertThrowsError(try ForwardPlugin.parseUpstream("not-an-ip", line: 1))
+    }
+
+    func testParseDuration() {
+        XCTAssertEqual(parseDuration("5s"), .seconds(5))
+        XCTAssertEqual(parseDuration("300ms"), .milliseconds(300))
+        XCTAssertEqual(parseDuration("2m"), .seconds(120))
+        XCTAssertNil(parseDuration("soon"))
+    }
+}
