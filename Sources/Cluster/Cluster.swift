@@ -16,6 +16,8 @@ public final class ProgressReporter: Sendable {
     let handle: FileHandle?
     let start = ContinuousClock.now
     let closed = NIOLockedValueBox(false)
+    /// How many components must call `finish` before the stream ends.
+    let finishers = NIOLockedValueBox(1)
 
     public init(fd: Int32?) {
         handle = fd.map { FileHandle(fileDescriptor: $0, closeOnDealloc: false) }
@@ -47,8 +49,17 @@ public final class ProgressReporter: Sendable {
         }
     }
 
-    /// Ends the progress stream (the parent then knows start-up is over).
+    /// One more component must finish before start-up is over.
+    public func expectFinish() { finishers.withLockedValue { $0 += 1 } }
+
+    /// Ends the progress stream once every expected component has finished (the parent then
+    /// knows start-up is over).
     public func finish() {
+        let last = finishers.withLockedValue { n -> Bool in
+            n -= 1
+            return n <= 0
+        }
+        guard last else { return }
         closed.withLockedValue { isClosed in
             guard !isClosed else { return }
             isClosed = true
@@ -126,7 +137,7 @@ public enum ClusterRunner {
             clusterDNS: config.clusterDNSIP, clusterDomain: config.clusterDomain, dataDirectory: config.dataDir,
             executable: executable,
             recipesDirectory: ImageBuilder.defaultRecipesDirectory(executablePath: executable),
-            caCertificatePEM: pki.caCertificatePEM)
+            caCertificatePEM: pki.caCertificatePEM, hostResolvConf: config.effectiveResolvConf)
         let agentStarted = ReadinessGate()
         let agentUp = NIOLockedValueBox(false)
         let agent = NodeAgentService(
@@ -144,10 +155,13 @@ public enum ClusterRunner {
                 return agentUp.withLockedValue { $0 }
             },
             progress: progress, logger: Logger(label: "labnode.service-proxy"))
+        if config.addonEnabled("dns") { progress.expectFinish() }
+        let addons = AddonManager(config: config, api: api, startAfter: { await controllersReady.wait() }, progress: progress,
+                                  logger: Logger(label: "labnode.addons"))
         let repair = AllocationRepair(api: api, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server), .init(service: controllers), .init(service: agent), .init(service: proxy),
-                       .init(service: repair)],
+                       .init(service: addons), .init(service: repair)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

@@ -16,8 +16,14 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
     public var nodeName: String
     /// `--lb-pool`: addresses for LoadBalancer Services (nil: the node IP for all).
     public var loadBalancerPool: String?
+    /// `--disable`: add-ons not to run (`dns`); nil or empty runs them all.
+    public var disabledAddons: [String]?
+    /// `--resolv-conf` (the kubelet's flag): the resolver file pods with dnsPolicy Default get,
+    /// and so the DNS add-on's upstreams. Nil: detected (`effectiveResolvConf`).
+    public var resolvConf: String?
 
     public static let defaultDataDir = "/var/lib/labnode"
+    public static let addons = ["dns"]
     public static let proxyModes = ["iptables", "nftables", "userspace", "ipvs"]
 
     public init(dataDir: String = ClusterConfig.defaultDataDir, apiPort: Int = 6443, nodeIP: String = "",
@@ -53,6 +59,26 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
 
     /// The tenth address of the service range: the `kube-dns` Service's ClusterIP, which pods
     /// get as their nameserver.
+    /// The resolver file for pods with dnsPolicy Default. When /etc/resolv.conf names only
+    /// systemd-resolved's stub (127.0.0.53, unreachable from a pod), its real upstreams in
+    /// /run/systemd/resolve/resolv.conf are used, as kubeadm configures the kubelet; this is
+    /// what otherwise makes CoreDNS crash-loop on kind and k3s.
+    public var effectiveResolvConf: String {
+        if let resolvConf, !resolvConf.isEmpty { return resolvConf }
+        let standard = "/etc/resolv.conf", resolved = "/run/systemd/resolve/resolv.conf"
+        let text = (try? String(contentsOfFile: standard, encoding: .utf8)) ?? ""
+        let servers = text.split(separator: "\n").compactMap { line -> Substring? in
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return f.count >= 2 && f[0] == "nameserver" ? f[1] : nil
+        }
+        if !servers.isEmpty, servers.allSatisfy({ $0.hasPrefix("127.") }), FileManager.default.fileExists(atPath: resolved) {
+            return resolved
+        }
+        return standard
+    }
+
+    public func addonEnabled(_ name: String) -> Bool { !(disabledAddons ?? []).contains(name) }
+
     public var clusterDNSIP: String {
         (try? IPv4CIDR(parsing: serviceClusterIPRange))?.nth(10)?.description ?? ""
     }
@@ -80,6 +106,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
     public func validate() throws {
         guard (1...65535).contains(apiPort) else {
             throw ClusterError.config("--api-port \(apiPort) is not a TCP port (1-65535)")
+        }
+        for addon in disabledAddons ?? [] where !Self.addons.contains(addon) {
+            throw ClusterError.config("--disable \(addon): no such add-on (known: \(Self.addons.joined(separator: ", ")))")
         }
         let svc: IPv4CIDR
         let pods: IPv4CIDR

@@ -17,6 +17,9 @@ public enum Lifecycle {
         public var clusterDomain: String?
         public var proxyMode: String?
         public var loadBalancerPool: String?
+        /// `--disable dns`: add-ons to leave out (an empty list turns all back on).
+        public var disabledAddons: [String]?
+        public var resolvConf: String?
 
         public init() {}
 
@@ -29,6 +32,8 @@ public enum Lifecycle {
             if let v = clusterDomain { c.clusterDomain = v }
             if let v = proxyMode { c.proxyMode = v }
             if let v = loadBalancerPool { c.loadBalancerPool = v.isEmpty ? nil : v }
+            if let v = disabledAddons { c.disabledAddons = v.filter { !$0.isEmpty } }
+            if let v = resolvConf { c.resolvConf = v.isEmpty ? nil : v }
         }
     }
 

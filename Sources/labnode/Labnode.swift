@@ -8,7 +8,7 @@ struct Labnode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "labnode",
         abstract: "A single-node Kubernetes cluster for labs and training, in one binary.",
-        subcommands: [Up.self, Down.self, Status.self, ImageCommand.self, BenchCommand.self]
+        subcommands: [Up.self, Down.self, Status.self, ImageCommand.self, BenchCommand.self, DNSCommand.self]
     )
 
     /// `labnode init ...` (a container's first process) must run before anything starts a
@@ -63,6 +63,10 @@ struct Up: AsyncParsableCommand {
     var proxyMode: String?
     @Option(name: .customLong("lb-pool"), help: "Addresses for LoadBalancer Services, as a CIDR or FIRST-LAST (default: the node IP for all; \"\" to go back to that).")
     var lbPool: String?
+    @Option(name: .customLong("disable"), help: "An add-on to leave out (dns); repeat for more, or --disable \"\" to run them all.")
+    var disable: [String] = []
+    @Option(name: .customLong("resolv-conf"), help: "Resolver file for pods with dnsPolicy Default and the DNS add-on's upstreams (default: /etc/resolv.conf, or systemd-resolved's real one).")
+    var resolvConf: String?
     @Option(name: .customLong("progress-fd"), help: .hidden)
     var progressFD: Int32?
 
@@ -85,6 +89,8 @@ struct Up: AsyncParsableCommand {
             flags.clusterDomain = clusterDomain
             flags.proxyMode = proxyMode
             flags.loadBalancerPool = lbPool
+            if !disable.isEmpty { flags.disabledAddons = disable }
+            flags.resolvConf = resolvConf
             let code = try await Lifecycle.up(dataDir: dir.dataDir, flags: flags, kubeconfig: kubeconfig, foreground: foreground)
             if code != 0 { throw ExitCode(code) }
         }

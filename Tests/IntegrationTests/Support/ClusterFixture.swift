@@ -149,9 +149,12 @@ final class ClusterFixture: @unchecked Sendable {
         try inNetns([TestPaths.labnode] + args + ["--data-dir", dataDir], timeout: timeout)
     }
 
+    /// Starts the cluster. The DNS add-on is left out unless a test asks for it
+    /// (`up(dns: true)`): building the labnode image and starting the pod costs seconds that
+    /// tests of other parts should not pay.
     @discardableResult
-    func up(_ extra: [String] = []) throws -> Command.Result {
-        let r = try labnode(["up", "--kubeconfig", kubeconfig] + extra)
+    func up(_ extra: [String] = [], dns: Bool = false) throws -> Command.Result {
+        let r = try labnode(["up", "--kubeconfig", kubeconfig] + extra + (dns ? [] : ["--disable", "dns"]), timeout: dns ? 120 : 60)
         upOutput = r.out + r.err
         return r
     }

@@ -1,0 +1,124 @@
+import APIMachinery
+import APIServer
+import Addons
+import Logging
+import ServiceLifecycle
+
+/// Applies the add-ons' objects at start and re-creates any that are deleted (the upstream
+/// addon-manager's EnsureExists mode: existing objects, edited or not, are left alone).
+struct AddonManager: Service {
+    let config: ClusterConfig
+    let api: APIService
+    let startAfter: @Sendable () async -> Void
+    let progress: ProgressReporter
+    let logger: Logger
+
+    var objects: [(ResourceInfo, JSON)] {
+        guard config.addonEnabled("dns") else { return [] }
+        return DNSManifests.objects(clusterDNSIP: config.clusterDNSIP, clusterDomain: config.clusterDomain)
+    }
+
+    func run() async throws {
+        await startAfter()
+        let wanted = objects
+        guard !wanted.isEmpty else {
+            try? await gracefulShutdown()
+            return
+        }
+        _ = await ensure(wanted)
+        await cancelWhenGracefulShutdown {
+            // `labnode up` returns once DNS answers (the kube-dns endpoint is ready), or says why not.
+            let since = ContinuousClock.now
+            if await waitForReadyEndpoint(timeout: .seconds(60)) {
+                let ms = (ContinuousClock.now - since).components
+                progress.ready("dns", "kube-dns \(config.clusterDNSIP):53, pod ready after \(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000) ms")
+            } else {
+                progress.fail("the DNS add-on is not ready after 60 s: see kubectl -n kube-system get pods,events")
+            }
+            progress.finish()
+        }
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for resource in Set(wanted.map(\.0.resource)) {
+                    let mine = wanted.filter { $0.0.resource == resource }
+                    group.addTask { await watchDeletes(mine) }
+                }
+            }
+        }
+    }
+
+    /// Whether the kube-dns Service gets a ready endpoint within `timeout`.
+    func waitForReadyEndpoint(timeout: Duration) async -> Bool {
+        let selector = LabelSelector.from(map: ["kubernetes.io/service-name": "kube-dns"])
+        func ready(_ slice: JSON) -> Bool {
+            (slice["endpoints"]?.arrayValue ?? []).contains { $0[path: "conditions", "ready"]?.boolValue != false }
+        }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        let listed = try await api.list(Resources.endpointSlices, namespace: "kube-system",
+                                                        options: ListOptions(labelSelector: selector))
+                        if listed.items.contains(where: ready) { return true }
+                        let events = try await api.watch(Resources.endpointSlices, namespace: "kube-system",
+                                                         options: ListOptions(labelSelector: selector,
+                                                                              resourceVersion: String(listed.resourceVersion)))
+                        for await event in events where event.type != .deleted && ready(event.object) { return true }
+                    } catch {
+                        try? await Task.sleep(for: .milliseconds(200))
+                    }
+                }
+                return false
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Creates what is missing; returns what it created.
+    func ensure(_ wanted: [(ResourceInfo, JSON)]) async -> [String] {
+        var created: [String] = []
+        for (resource, object) in wanted {
+            let name = object.name ?? ""
+            do {
+                if try await api.find(resource, namespace: object.namespace, name: name) != nil { continue }
+                _ = try await api.create(resource, object, manager: "labnode-addon-manager")
+                created.append("\(resource.resource)/\(name)")
+            } catch where error.reason == .alreadyExists {
+                continue
+            } catch {
+                logger.warning("add-on \(resource.resource)/\(name) could not be applied: \(error.message)")
+            }
+        }
+        return created
+    }
+
+    /// Watches one resource in kube-system and re-creates our objects of it when deleted.
+    func watchDeletes(_ mine: [(ResourceInfo, JSON)]) async {
+        guard let resource = mine.first?.0 else { return }
+        let names = Set(mine.compactMap { $0.1.name })
+        while !Task.isCancelled {
+            do {
+                let listed = try await api.list(resource, namespace: "kube-system", options: ListOptions())
+                // Deleted while we were not watching.
+                _ = await ensure(mine)
+                let events = try await api.watch(resource, namespace: "kube-system",
+                                                 options: ListOptions(resourceVersion: String(listed.resourceVersion)))
+                for await event in events {
+                    if Task.isCancelled { return }
+                    if event.type == .error { break }
+                    guard event.type == .deleted, let name = event.object.name, names.contains(name) else { continue }
+                    logger.info("add-on \(resource.resource)/\(name) was deleted; re-creating it")
+                    _ = await ensure(mine.filter { $0.1.name == name })
+                }
+            } catch {
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
