@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# DNS add-on throughput (issue 7): dnsperf against `labnode dns` answering cluster names for
+# 1,000 Services (the add-on's Corefile, with and without the log plugin), and against unbound
+# serving the same 1,000 names as local data: same run, same loopback, same cores.
+#
+#   Benchmarks/dns.sh           (root; LABNODE=path/to/labnode, SECONDS_EACH=20, RUNS=3)
+#
+# Inside a network namespace this script creates. Writes Benchmarks/results/dns.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LABNODE=${LABNODE:-.build/release/labnode}
+SECONDS_EACH=${SECONDS_EACH:-20}
+RUNS=${RUNS:-3}
+[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: swift build -c release" >&2; exit 2; }
+for tool in dnsperf unbound; do
+    command -v $tool >/dev/null || { echo "bench: $tool is missing; scripts/setup --bench installs it" >&2; exit 2; }
+done
+source Benchmarks/lib.sh
+bench_start lnbench-dns
+
+# A cluster with 1,000 Services, to give the add-on something to answer from.
+in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" --disable dns >/dev/null
+K create namespace bench >/dev/null
+python3 - > "$WORK/services.yaml" <<'EOF'
+print("apiVersion: v1\nkind: List\nitems:")
+for i in range(1000):
+    print(f"- apiVersion: v1\n  kind: Service\n  metadata:\n    name: svc{i}\n    namespace: bench\n  spec:\n    ports:\n    - port: 80")
+EOF
+K apply -f "$WORK/services.yaml" >/dev/null
+K get svc -n bench -o jsonpath='{range .items[*]}{.metadata.name} {.spec.clusterIP}{"\n"}{end}' > "$WORK/ips"
+awk '{print $1 ".bench.svc.cluster.local A"}' "$WORK/ips" > "$WORK/queries"
+
+# The add-on on the node's loopback, reaching the API as its pod would (a service-account
+# token and the cluster CA), with the add-on's own Corefile on port 5300.
+mkdir -p "$WORK/sa"
+K create serviceaccount dnsbench -n kube-system >/dev/null
+K create token dnsbench -n kube-system > "$WORK/sa/token"
+cp "$WORK/data/pki/ca.crt" "$WORK/sa/ca.crt"
+printf kube-system > "$WORK/sa/namespace"
+API_IP=$(K config view --minify -o jsonpath='{.clusters[0].cluster.server}' | sed -E 's#https://([^:]+):.*#\1#')
+addon_corefile=$("$LABNODE" dns --print-corefile)
+run_addon() {  # $1 = name, $2 = corefile text
+    printf '%s' "$2" | sed -e 's/^\.:53 {/.:5300 {/' -e 's/health {/health 127.0.0.1:18080 {/' -e 's/^    ready$/    ready 127.0.0.1:18181/' \
+        -e 's/prometheus :9153/prometheus 127.0.0.1:19153/' > "$WORK/$1.Corefile"
+    # nsenter execs labnode, so $! is the add-on itself (its RSS is read from /proc).
+    KUBERNETES_SERVICE_HOST=$API_IP KUBERNETES_SERVICE_PORT=6443 nsenter --net=/run/netns/$NS "$LABNODE" dns \
+        -conf "$WORK/$1.Corefile" --listen 127.0.0.1 --service-account-dir "$WORK/sa" > "$WORK/$1.log" 2>&1 &
+    ADDON=$!; PIDS+=($ADDON)
+    for _ in $(seq 100); do in_ns curl -s http://127.0.0.1:18181/ready 2>/dev/null | grep -q OK && break; sleep 0.1; done
+}
+stop_addon() {
+    kill -0 $ADDON 2>/dev/null || { echo "bench: the add-on ($1) exited early:" >&2; tail -20 "$WORK/$1.log" >&2; exit 1; }
+    kill $ADDON; sleep_until_gone $ADDON
+}
+rss() {  # "total anon" in MB of the running add-on
+    awk '/^VmRSS/ {t=$2} /^RssAnon/ {a=$2} END {printf "%d (anon %d)", t/1024, a/1024}' /proc/$ADDON/status
+}
+
+# unbound with the same names as local data, one thread, on port 5301.
+{
+    echo "server:"
+    echo "  interface: 127.0.0.1"; echo "  port: 5301"; echo "  num-threads: 1"; echo "  so-reuseport: yes"
+    echo "  do-daemonize: no"; echo "  use-syslog: no"; echo "  username: \"\""; echo "  chroot: \"\""; echo "  pidfile: \"\""
+    echo "  directory: \"$WORK\""; echo "  access-control: 127.0.0.0/8 allow"
+    echo "  local-zone: \"cluster.local.\" static"
+    awk '{print "  local-data: \"" $1 ".bench.svc.cluster.local. 30 IN A " $2 "\""}' "$WORK/ips"
+} > "$WORK/unbound.conf"
+
+# One dnsperf run at 200 outstanding queries: "qps mean_ms lost".
+perf() {  # $1 = port -> "qps avg_ms"
+    in_ns dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries" -l "$SECONDS_EACH" -c 1 -T 1 -q 200 2>&1 |
+        awk '/Queries per second/ {q=$4} /Average Latency/ {a=$4*1000} /Queries lost/ {l=$3} END {printf "%.0f %.3f %s\n", q, a, l}'
+}
+# p99 under a moderate, unsaturated load (1,000 queries outstanding would measure queueing).
+p99() {  # $1 = port -> p99 in ms at 20 outstanding queries
+    in_ns dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries" -l 5 -c 1 -T 1 -q 20 -v 2>/dev/null |
+        awk '/^> / {print $NF}' | sort -n |
+        awk '{v[NR]=$1} END {if (NR) printf "%.3f\n", v[int(NR*0.99)]*1000; else print "n/a"}'
+}
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+nsenter --net=/run/netns/$NS unbound -c "$WORK/unbound.conf" > "$WORK/unbound.log" 2>&1 &
+UNBOUND=$!; PIDS+=($UNBOUND)
+for _ in $(seq 50); do in_ns dig +short -p 5301 @127.0.0.1 svc0.bench.svc.cluster.local >/dev/null 2>&1 && break; sleep 0.1; done
+
+declare -A QPS LAT P99 RSS
+measure() {  # $1 = label, $2 = port
+    local qs=() ls=()
+    for _ in $(seq "$RUNS"); do
+        read -r q a _ < <(perf "$2")
+        qs+=("$q"); ls+=("$a")
+    done
+    QPS[$1]=$(printf '%s\n' "${qs[@]}" | median)
+    LAT[$1]=$(printf '%s\n' "${ls[@]}" | median)
+    P99[$1]=$(p99 "$2")
+}
+
+measure unbound 5301
+run_addon nolog "$(printf '%s' "$addon_corefile" | grep -v '^    log$')"
+in_ns dig +short -p 5300 @127.0.0.1 svc0.bench.svc.cluster.local | grep -q '^10\.' || { echo "bench: the add-on does not answer:" >&2; cat "$WORK/nolog.log" >&2; exit 1; }
+measure nolog 5300
+RSS[nolog]=$(rss)
+stop_addon nolog
+run_addon withlog "$addon_corefile"
+measure withlog 5300
+RSS[withlog]=$(rss)
+stop_addon withlog
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+mkdir -p Benchmarks/results
+{
+    echo "# DNS benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+    echo
+    echo "dnsperf 200 outstanding queries, ${SECONDS_EACH} s per run, median of $RUNS runs, over 1,000 A names"
+    echo "\`svcN.bench.svc.cluster.local\`, all on the namespace's loopback (2 cores shared by client and server)."
+    echo "p99 at 20 outstanding queries (unsaturated). The add-on answers from the kubernetes plugin"
+    echo "(1,000 Services watched over HTTPS), through the whole default chain. RSS counts the binary's and"
+    echo "the Swift runtime's file-backed pages too; \"anon\" is the memory the add-on itself allocated."
+    echo
+    echo "| server | QPS | mean latency ms | p99 ms | RSS MB | ratio to unbound | target |"
+    echo "|---|---|---|---|---|---|---|"
+    echo "| unbound 1 thread, local-data (peer, same run) | ${QPS[unbound]} | ${LAT[unbound]} | ${P99[unbound]} | | 1.00 | |"
+    echo "| labnode dns, add-on Corefile without log | ${QPS[nolog]} | ${LAT[nolog]} | ${P99[nolog]} | ${RSS[nolog]} | $(ratio "${QPS[nolog]}" "${QPS[unbound]}") | >= 1.0, p99 < 2 ms, RSS < 20 MB |"
+    echo "| labnode dns, add-on Corefile (log on) | ${QPS[withlog]} | ${LAT[withlog]} | ${P99[withlog]} | ${RSS[withlog]} | $(ratio "${QPS[withlog]}" "${QPS[unbound]}") | >= 0.3 |"
+} > Benchmarks/results/dns.md
+cat Benchmarks/results/dns.md
