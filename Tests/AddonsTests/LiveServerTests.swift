@@ -5,7 +5,23 @@ import XCTest
 
 /// Servers started from inline Corefiles on loopback, asked over real sockets.
 final class LiveServerTests: XCTestCase {
-    static func freePort() -> Int { Int.random(in: 20000...40000) }
+    /// A port the kernel just handed out for UDP (then released): free for the test's servers,
+    /// which need a number before they start (a Corefile that forwards to itself).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+                bind(fd, p, length) == 0 ? getsockname(fd, p, &length) : -1
+            }
+        }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        return port == 0 ? Int.random(in: 20000...40000) : port
+    }
 
     func testUDPTCPTruncationHealthReadyAndMetrics() async throws {
         let many = (1...60).map { "10.1.0.\($0) many.lab" }.joined(separator: "\n")

@@ -21,6 +21,9 @@ public struct DNSMessage: Sendable, Equatable {
     /// Additional records other than the OPT pseudo-record, which is `edns`.
     public var additionals: [DNSRecord] = []
     public var edns: EDNS?
+    /// Seconds to take off every record's TTL when the message is written (not below 0): how
+    /// the cache serves an aged answer without copying its records.
+    public var ttlAge: UInt32 = 0
 
     public init() {}
 

@@ -172,6 +172,10 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible, ExpressibleB
     }
 
     public func hash(into hasher: inout Hasher) {
-        for b in wire { hasher.combine(Self.lower(b)) }
+        // One bulk combine of the lower-cased bytes: per-byte combines dominated cache lookups.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: wire.count) { buffer in
+            for i in 0..<wire.count { buffer[i] = Self.lower(wire[i]) }
+            hasher.combine(bytes: UnsafeRawBufferPointer(buffer))
+        }
     }
 }

@@ -256,11 +256,11 @@ struct WireWriter {
         if i > 0, start < 0x3fff { written.append((start, bytes.count - 1)) }
     }
 
-    mutating func record(_ r: DNSRecord) {
+    mutating func record(_ r: DNSRecord, age: UInt32 = 0) {
         name(r.name)
         u16(r.type.rawValue)
         u16(r.rclass)
-        u32(r.ttl)
+        u32(r.ttl > age ? r.ttl - age : 0)
         let lengthAt = bytes.count
         u16(0)
         switch r.data {
@@ -348,9 +348,9 @@ extension DNSMessage {
             w.u16(q.type.rawValue)
             w.u16(q.qclass)
         }
-        for r in answers { w.record(r) }
-        for r in authorities { w.record(r) }
-        for r in additionals { w.record(r) }
+        for r in answers { w.record(r, age: ttlAge) }
+        for r in authorities { w.record(r, age: ttlAge) }
+        for r in additionals { w.record(r, age: ttlAge) }
         if let e = edns {
             w.u8(0)
             w.u16(DNSType.opt.rawValue)

@@ -134,6 +134,7 @@ public final class DNSServer: Sendable {
     public func start() async throws {
         var bound: [DNSListener] = []
         var started: Set<ObjectIdentifier> = []
+        var contexts: [(ServerBlockChain, PluginContext)] = []
         do {
             for key in dispatchers.keys.sorted(by: { $0.port < $1.port }) {
                 guard let dispatcher = dispatchers[key] else { continue }
@@ -151,7 +152,11 @@ public final class DNSServer: Sendable {
                     for plugin in chain.plugins where started.insert(ObjectIdentifier(plugin)).inserted {
                         try await plugin.start(context)
                     }
+                    contexts.append((chain, context))
                 }
+            }
+            for (chain, context) in contexts {
+                for plugin in chain.plugins { plugin.serverStarted(context) }
             }
         } catch {
             for l in bound { await l.close() }

@@ -105,8 +105,10 @@ public struct PluginContext: Sendable {
 public protocol DNSPlugin: AnyObject, Sendable {
     var name: String { get }
     func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult
-    /// Called once the server listens (informers, listeners, the loop probe).
+    /// Called once the server listens (informers, listeners).
     func start(_ context: PluginContext) async throws
+    /// Called when every plugin of every block has started (the loop probe needs forward up).
+    func serverStarted(_ context: PluginContext)
     /// Called when the server stops or is replaced by a reload.
     func stop() async
     /// Nil when the plugin has no readiness to report (the ready plugin skips it).
@@ -115,6 +117,7 @@ public protocol DNSPlugin: AnyObject, Sendable {
 
 extension DNSPlugin {
     public func start(_ context: PluginContext) async throws {}
+    public func serverStarted(_ context: PluginContext) {}
     public func stop() async {}
     public var isReady: Bool? { nil }
 }

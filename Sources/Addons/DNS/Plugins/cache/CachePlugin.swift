@@ -132,17 +132,9 @@ public final class CachePlugin: DNSPlugin {
                     tables[table]?[key] = nil
                     return nil
                 }
+                // Capped at the entry's TTL when stored; counted down by its age when written.
                 var aged = e
-                // Capped at the entry's TTL, then counted down by its age.
-                let shift = { (r: DNSRecord) -> DNSRecord in
-                    var r = r
-                    let ttl = min(r.ttl, e.ttl)
-                    r.ttl = ttl > age ? ttl - age : 0
-                    return r
-                }
-                aged.message.answers = e.message.answers.map(shift)
-                aged.message.authorities = e.message.authorities.map(shift)
-                aged.message.additionals = e.message.additionals.map(shift)
+                aged.message.ttlAge = age
                 return aged
             }
             if let found {
@@ -181,7 +173,16 @@ public final class CachePlugin: DNSPlugin {
                 entries[victim] = nil
                 evicted = true
             }
-            entries[key] = Entry(message: m, stored: t, ttl: ttl)
+            var capped = m
+            let cap = { (r: DNSRecord) -> DNSRecord in
+                var r = r
+                r.ttl = min(r.ttl, ttl)
+                return r
+            }
+            capped.answers = m.answers.map(cap)
+            capped.authorities = m.authorities.map(cap)
+            capped.additionals = m.additionals.map(cap)
+            entries[key] = Entry(message: capped, stored: t, ttl: ttl)
             let n = entries.count
             tables[table] = entries
             return (n, evicted)

@@ -52,7 +52,7 @@ public final class LoopPlugin: DNSPlugin {
         return next(request)
     }
 
-    public func start(_ context: PluginContext) async throws {
+    public func serverStarted(_ context: PluginContext) {
         guard let target = context.listenAddresses.first, let port = target.port else { return }
         let host = target.ipAddress == "0.0.0.0" || target.ipAddress == nil ? "127.0.0.1" : (target.ipAddress ?? "127.0.0.1")
         var m = DNSMessage()
