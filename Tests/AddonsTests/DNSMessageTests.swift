@@ -115,7 +115,7 @@ final class DispatcherTests: XCTestCase {
     }
 
     func answer(_ bytes: [UInt8], _ d: DNSDispatcher? = nil) -> DNSMessage? {
-        switch (d ?? dispatcher()).handle(bytes, remoteAddress: "127.0.0.1", remotePort: 1, transport: .udp, eventLoop: loop) {
+        switch (d ?? dispatcher()).handle(bytes, remote: try? SocketAddress(ipAddress: "127.0.0.1", port: 1), transport: .udp, eventLoop: loop) {
         case .silent: return nil
         case .reply(let b): return try? DNSMessage(parsing: b)
         case .later(let f): return (try? f.wait()).flatMap { $0 }.flatMap { try? DNSMessage(parsing: $0) }
@@ -184,7 +184,7 @@ final class DispatcherTests: XCTestCase {
             default:
                 p = (0..<Int.random(in: 0..<80, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             }
-            switch d.handle(p, remoteAddress: "127.0.0.1", remotePort: 1, transport: .udp, eventLoop: loop) {
+            switch d.handle(p, remote: try? SocketAddress(ipAddress: "127.0.0.1", port: 1), transport: .udp, eventLoop: loop) {
             case .silent:
                 continue
             case .reply(let bytes):

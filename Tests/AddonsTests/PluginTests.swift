@@ -36,7 +36,7 @@ final class PluginTests: XCTestCase {
         var m = DNSMessage()
         m.id = 9
         m.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: type)]
-        return DNSRequest(message: m, question: m.questions[0], remoteAddress: "10.244.0.7", remotePort: 41234, size: 40, eventLoop: loop)
+        return DNSRequest(message: m, question: m.questions[0], remote: try? SocketAddress(ipAddress: "10.244.0.7", port: 41234), size: 40, eventLoop: loop)
     }
 
     func run(_ plugin: any DNSPlugin, _ r: DNSRequest, then rest: [any DNSPlugin]) throws -> DNSResponse {
@@ -97,7 +97,7 @@ final class PluginTests: XCTestCase {
         m.recursionDesired = true
         let line = LogPlugin.line(r, m, size: 106, duration: .microseconds(171))
         XCTAssertEqual(line, #"[INFO] 10.244.0.7:41234 - 9 "A IN nginx.default.svc.cluster.local. udp 40 false 512" NOERROR qr,aa,rd 106 0.000171s"#)
-        r.remoteAddress = "::1"
+        r.remote = try? SocketAddress(ipAddress: "::1", port: 41234)
         XCTAssertTrue(LogPlugin.line(r, m, size: 1, duration: .seconds(1)).hasPrefix("[INFO] [::1]:41234 - 9"))
         let sink = LineSink(capturing: ())
         let errors = ErrorsPlugin(sink: sink)

@@ -52,7 +52,7 @@ public final class DNSDispatcher: Sendable {
         case later(EventLoopFuture<[UInt8]?>)
     }
 
-    public func handle(_ bytes: [UInt8], remoteAddress: String, remotePort: Int, transport: DNSTransport,
+    public func handle(_ bytes: [UInt8], remote: SocketAddress?, transport: DNSTransport,
                        eventLoop: any EventLoop) -> Outcome {
         let received = ContinuousClock.now
         let message: DNSMessage
@@ -88,7 +88,7 @@ public final class DNSDispatcher: Sendable {
         guard let block = blocks.first(where: { question.name.isSubdomain(of: $0.zone) }) else {
             return .reply(DNSMessage.reply(to: message, rcode: .refused).serialized())
         }
-        let request = DNSRequest(message: message, question: question, remoteAddress: remoteAddress, remotePort: remotePort,
+        let request = DNSRequest(message: message, question: question, remote: remote,
                                  transport: transport, size: bytes.count, zone: block.zone, server: block.chain.serverLabel,
                                  eventLoop: eventLoop, received: received)
         let chain = block.chain

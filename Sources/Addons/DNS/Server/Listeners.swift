@@ -18,8 +18,7 @@ final class UDPDNSHandler: ChannelInboundHandler {
         var buffer = envelope.data
         guard let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
         let remote = envelope.remoteAddress
-        switch dispatcher.handle(bytes, remoteAddress: remote.ipAddress ?? "", remotePort: remote.port ?? 0,
-                                 transport: .udp, eventLoop: context.eventLoop) {
+        switch dispatcher.handle(bytes, remote: remote, transport: .udp, eventLoop: context.eventLoop) {
         case .silent:
             return
         case .reply(let answer):
@@ -67,8 +66,7 @@ final class TCPDNSHandler: ChannelInboundHandler {
               buffer.readableBytes >= 2 + Int(length) {
             buffer.moveReaderIndex(forwardBy: 2)
             guard let bytes = buffer.readBytes(length: Int(length)) else { break }
-            let outcome = dispatcher.handle(bytes, remoteAddress: remote?.ipAddress ?? "", remotePort: remote?.port ?? 0,
-                                            transport: .tcp, eventLoop: context.eventLoop)
+            let outcome = dispatcher.handle(bytes, remote: remote, transport: .tcp, eventLoop: context.eventLoop)
             switch outcome {
             case .silent:
                 context.close(promise: nil)

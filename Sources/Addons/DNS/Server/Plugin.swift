@@ -13,8 +13,9 @@ public enum DNSTransport: String, Sendable {
 public struct DNSRequest: Sendable {
     public var message: DNSMessage
     public var question: DNSQuestion
-    public var remoteAddress: String
-    public var remotePort: Int
+    /// Who asked. Kept as the socket address: its text is made only when a plugin asks
+    /// (`remoteAddress`), which most queries never need.
+    public var remote: SocketAddress?
     public var transport: DNSTransport
     /// The query's size on the wire.
     public var size: Int
@@ -25,19 +26,25 @@ public struct DNSRequest: Sendable {
     public var eventLoop: any EventLoop
     public var received: ContinuousClock.Instant
 
-    public init(message: DNSMessage, question: DNSQuestion, remoteAddress: String = "127.0.0.1", remotePort: Int = 0,
+    public init(message: DNSMessage, question: DNSQuestion, remote: SocketAddress? = nil,
                 transport: DNSTransport = .udp, size: Int = 0, zone: DNSName = .root, server: String = "dns://:53",
                 eventLoop: any EventLoop, received: ContinuousClock.Instant = .now) {
         self.message = message
         self.question = question
-        self.remoteAddress = remoteAddress
-        self.remotePort = remotePort
+        self.remote = remote
         self.transport = transport
         self.size = size
         self.zone = zone
         self.server = server
         self.eventLoop = eventLoop
         self.received = received
+    }
+
+    public var remoteAddress: String { remote?.ipAddress ?? "" }
+    public var remotePort: Int { remote?.port ?? 0 }
+    public var isIPv6: Bool {
+        if case .v6 = remote { return true }
+        return false
     }
 
     /// An answer skeleton for this query.

@@ -47,7 +47,7 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
     public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
         let (s, atto) = duration.components
         let seconds = Double(s) + Double(atto) / 1e18
-        let family: UInt32 = request.remoteAddress.utf8.contains(UInt8(ascii: ":")) ? 1 : 0
+        let family: UInt32 = request.isIPv6 ? 1 : 0
         let zoneIndex = UInt32(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
         let key = zoneIndex << 18 | UInt32(request.question.type.rawValue) << 2 | (request.transport == .tcp ? 2 : 0) | family
         let zone = request.zone.description
