@@ -30,6 +30,7 @@ public actor IptablesProxier {
     var partials = 0
     static let fullSyncEvery = 60
     var lastCanaryCheck = ContinuousClock.now
+    var conntrackMissingSaid = false
 
     public init(settings: ProxySettings, run: @escaping CommandRunner = IptablesProxier.system, logger: Logger) {
         rules = IptablesRules(settings: settings)
@@ -89,6 +90,7 @@ public actor IptablesProxier {
         }
         written = wanted
         groups = current
+        flushConntrack(ConntrackCleanup.commands(old: lastPorts, new: seen))
         lastPorts = seen
         lastPieces = pieces
         topLevel = top
@@ -96,6 +98,22 @@ public actor IptablesProxier {
         if !wired {
             try ensureJumps()
             wired = true
+        }
+    }
+
+    /// Runs the UDP conntrack deletions a sync calls for. A missing conntrack tool is said
+    /// once; "0 flow entries" (exit 1) is the common, harmless answer.
+    func flushConntrack(_ commands: [[String]]) {
+        for command in commands {
+            do {
+                _ = try run(command, nil)
+            } catch {
+                if !conntrackMissingSaid {
+                    conntrackMissingSaid = true
+                    logger.warning("UDP conntrack entries cannot be flushed: \(error) (apt-get install conntrack); a client may stay pinned to a gone endpoint until its entry expires")
+                }
+                return
+            }
         }
     }
 
@@ -169,7 +187,7 @@ public actor IptablesProxier {
     public static let system: CommandRunner = { arguments, stdin in
         guard let name = arguments.first,
               let path = searchPath.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw ServiceProxyError(message: "\(arguments.first ?? "") is not installed (apt-get install iptables)")
+            throw ServiceProxyError(message: "\(arguments.first ?? "") is not installed (apt-get install \(arguments.first == "conntrack" ? "conntrack" : "iptables"))")
         }
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-proxy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"

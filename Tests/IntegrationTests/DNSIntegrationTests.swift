@@ -130,6 +130,21 @@ struct DNSIntegrationTests {
         #expect(ContinuousClock.now - edit < .seconds(30))
         #expect(try dig(["+short", "nginx.default.svc.cluster.local"]).contains(nginxIP), "and cluster names still resolve")
 
+        // A client that keeps its source port (a resolver's socket) follows DNS to a new pod:
+        // the proxy deletes the UDP conntrack entry that pinned it to the old one.
+        func pinned() -> String {
+            ((try? c.inNetns([digPath, "@10.96.0.10", "-b", "\(c.nodeIP)#40053", "+time=1", "+tries=1", "+short",
+                              "nginx.default.svc.cluster.local"]))?.out ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(pinned() == nginxIP)
+        let oldPod = try c.kubectl(nil, ["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "jsonpath={.items[0].metadata.name}"]).out
+        _ = try c.kubectl(nil, ["delete", "pod", "-n", "kube-system", oldPod, "--wait=true"], timeout: 60)
+        #expect(NodeAgentIntegrationTests.eventually(30) {
+            ((try? c.kubectl(nil, ["get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns",
+                                   "-o", "jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}"]))?.out ?? "").hasPrefix("10.244.")
+        }, "the replacement pod is ready")
+        #expect(NodeAgentIntegrationTests.eventually(10) { pinned() == nginxIP }, "the pinned client reaches the new pod")
+
         // Deleted add-on objects come back.
         _ = try c.kubectl(nil, ["delete", "svc", "-n", "kube-system", "kube-dns"])
         #expect(NodeAgentIntegrationTests.eventually(20) {

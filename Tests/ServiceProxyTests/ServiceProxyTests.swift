@@ -200,3 +200,45 @@ import Testing
         #expect(grown.contains(":KUBE-SERVICES - [0:0]") && grown.contains("default/a cluster IP") && grown.contains("default/c cluster IP"))
     }
 }
+
+/// UDP conntrack hygiene (proxy-dns-spec.md A12): which entries a sync deletes.
+@Suite struct ConntrackCleanupTests {
+    func dns(_ endpoints: [String], nodePort: Int? = nil) -> ProxyServicePort {
+        var sp = ProxyServicePort(namespace: "kube-system", name: "kube-dns", portName: "dns", proto: "udp", clusterIP: "10.96.0.10",
+                                  port: 53, nodePort: nodePort, endpoints: endpoints.map { ProxyEndpoint(ip: $0, port: 53) })
+        sp.externalIPs = []
+        return sp
+    }
+
+    @Test func aRemovedEndpointIsForgottenForEveryServiceAddress() {
+        let old = dns(["10.244.0.2", "10.244.0.3"], nodePort: 30053)
+        let new = dns(["10.244.0.3", "10.244.0.9"], nodePort: 30053)
+        let commands = ConntrackCleanup.commands(old: [old.id: old], new: [new.id: new])
+        #expect(commands == [
+            ["conntrack", "-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--reply-src", "10.244.0.2"],
+            ["conntrack", "-D", "-p", "udp", "--dport", "30053", "--reply-src", "10.244.0.2"],
+        ])
+    }
+
+    @Test func theFirstEndpointClearsBlackholedFlows() {
+        let old = dns([])
+        let new = dns(["10.244.0.5"])
+        #expect(ConntrackCleanup.commands(old: [old.id: old], new: [new.id: new]) == [
+            ["conntrack", "-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dport", "53"],
+        ])
+        #expect(ConntrackCleanup.commands(old: [:], new: [new.id: new]).count == 1, "a new service with endpoints too")
+    }
+
+    @Test func aRemovedServiceAndTCPAndUnchangedOnes() {
+        let gone = dns(["10.244.0.5"])
+        #expect(ConntrackCleanup.commands(old: [gone.id: gone], new: [:]) == [
+            ["conntrack", "-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dport", "53"],
+        ])
+        #expect(ConntrackCleanup.commands(old: [gone.id: gone], new: [gone.id: gone]).isEmpty, "nothing changed")
+        var tcp = dns(["10.244.0.5"])
+        tcp.proto = "tcp"
+        var tcpAfter = tcp
+        tcpAfter.endpoints = []
+        #expect(ConntrackCleanup.commands(old: [tcp.id: tcp], new: [tcpAfter.id: tcpAfter]).isEmpty, "TCP needs none")
+    }
+}
