@@ -18,7 +18,8 @@ test:
 down:
 	/usr/local/bin/labnode down
 
-# API, controller and node agent figures against nginx, etcd and crun in the same run
+# API, controller, node agent, proxy and DNS figures against nginx, etcd, crun, iptables-restore
+# and unbound in the same run
 # (installs the peers first).
 bench:
 	scripts/setup --bench
@@ -28,3 +29,4 @@ bench:
 	Benchmarks/exec.sh
 	Benchmarks/portforward.sh
 	Benchmarks/proxy.sh
+	Benchmarks/dns.sh

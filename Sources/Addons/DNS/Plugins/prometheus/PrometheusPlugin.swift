@@ -50,9 +50,9 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
         let family: UInt32 = request.isIPv6 ? 1 : 0
         let zoneIndex = UInt32(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
         let key = zoneIndex << 18 | UInt32(request.question.type.rawValue) << 2 | (request.transport == .tcp ? 2 : 0) | family
-        let zone = request.zone.description
         let found = requestCollectors.withLock { $0[key] }
         let c = found ?? {
+            let zone = request.zone.description
             let type = DNSMetrics.typeLabel(request.question.type)
             let proto = request.transport.label
             let made = RequestCollectors(
@@ -80,6 +80,7 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
         c.responseSize.record(Double(size))
         let rkey = ResponseKey(zone: zoneIndex, rcode: response.message.rcode.rawValue, plugin: response.plugin)
         let counter = responseCounters.withLock { $0[rkey] } ?? {
+            let zone = request.zone.description
             let made = metrics.counter("coredns_dns_responses_total",
                                        [("server", serverLabel), ("zone", zone), ("view", ""),
                                         ("rcode", response.message.rcode.description), ("plugin", response.plugin)],
