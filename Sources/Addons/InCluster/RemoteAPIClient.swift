@@ -176,7 +176,7 @@ public final class RemoteAPIClient: APIClient {
         let timeout = options.timeoutSeconds ?? Int.random(in: 300..<600)
         options.timeoutSeconds = timeout
         let request = HTTPRequest(.GET, Self.collectionPath(r, namespace: namespace), query: Self.listQuery(options, watch: true))
-        let channel = try await connect(request)
+        let (channel, tls) = try await connect(request)
         let underlying = channel.channel
         let lifetime = Duration.seconds(timeout + 30)
         let expired = NIOLockedValueBox(false)
@@ -216,7 +216,7 @@ public final class RemoteAPIClient: APIClient {
                     throw TransportFailure.closedEarly
                 }
             } catch {
-                let e = self.transportError(request, error, timedOut: expired.withLockedValue { $0 } ? lifetime : nil)
+                let e = self.transportError(request, error, timedOut: expired.withLockedValue { $0 } ? lifetime : nil, tls: tls)
                 if !answered {
                     opened.fail(e)
                 } else if !Task.isCancelled {
@@ -239,7 +239,7 @@ public final class RemoteAPIClient: APIClient {
             }
         } catch {
             continuation.finish()
-            throw error as? APIError ?? transportError(request, error, timedOut: nil)
+            throw error as? APIError ?? transportError(request, error, timedOut: nil, tls: tls)
         }
         return events
     }
@@ -500,7 +500,25 @@ public final class RemoteAPIClient: APIClient {
         return head
     }
 
-    func connect(_ request: HTTPRequest) async throws(APIError) -> Connection {
+    /// The first TLS error a connection met. A failed handshake closes the channel, and the
+    /// request's own write may then fail first with "I/O on closed channel"; this keeps the
+    /// real cause for the error message.
+    final class TLSFailure: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let first = NIOLockedValueBox<String?>(nil)
+        let hostname = NIOLockedValueBox(false)
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if error is NIOSSLError || error is NIOSSLExtraError {
+                first.withLockedValue { if $0 == nil { $0 = "\(error)" } }
+                if let e = error as? NIOSSLExtraError, e == .failedToValidateHostname { hostname.withLockedValue { $0 = true } }
+            }
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func connect(_ request: HTTPRequest) async throws(APIError) -> (Connection, TLSFailure) {
+        let tlsFailure = TLSFailure()
         let ssl = sslContext
         // A certificate for an IP address is checked against the IP the socket is connected to
         // (NIOSSL compares the peer address with the IP SANs; SNI may not carry an IP). Behind
@@ -518,6 +536,7 @@ public final class RemoteAPIClient: APIClient {
                     channel.eventLoop.makeCompletedFuture {
                         if let ssl {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: ssl, serverHostname: serverName))
+                            try channel.pipeline.syncOperations.addHandler(tlsFailure)
                         }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try Connection(wrappingChannelSynchronously: channel)
@@ -525,15 +544,15 @@ public final class RemoteAPIClient: APIClient {
                 }
             counter.withLockedValue { $0 += 1 }
             channel.channel.closeFuture.whenComplete { _ in counter.withLockedValue { $0 -= 1 } }
-            return channel
+            return (channel, tlsFailure)
         } catch {
-            throw transportError(request, error, timedOut: nil)
+            throw transportError(request, error, timedOut: nil, tls: tlsFailure)
         }
     }
 
     /// Sends `request`, reads the whole answer; non-2xx answers are thrown as the server's error.
     func exchange(_ request: HTTPRequest) async throws(APIError) -> HTTPReply {
-        let connection = try await connect(request)
+        let (connection, tls) = try await connect(request)
         let underlying = connection.channel
         let timedOut = NIOLockedValueBox(false)
         let timer = underlying.eventLoop.scheduleTask(in: TimeAmount(requestTimeout)) {
@@ -552,7 +571,7 @@ public final class RemoteAPIClient: APIClient {
                 return HTTPReply(status: Int(head.status.code), headers: head.headers, body: body)
             }
         } catch {
-            throw transportError(request, error, timedOut: timedOut.withLockedValue { $0 } ? requestTimeout : nil)
+            throw transportError(request, error, timedOut: timedOut.withLockedValue { $0 } ? requestTimeout : nil, tls: tls)
         }
         guard (200..<300).contains(reply.status) else {
             throw Self.statusError(status: reply.status, headers: reply.headers, body: reply.body, request: request)
@@ -589,9 +608,14 @@ public final class RemoteAPIClient: APIClient {
 
     /// No answer (or no whole one) from the server: a 503 naming the request and the cause.
     /// - Parameter timedOut: the time limit, when it was our timer that closed the connection.
-    func transportError(_ request: HTTPRequest, _ error: any Error, timedOut: Duration?) -> APIError {
+    func transportError(_ request: HTTPRequest, _ error: any Error, timedOut: Duration?, tls: TLSFailure? = nil) -> APIError {
         let what: String
-        if let timedOut {
+        if let tls, tls.hostname.withLockedValue({ $0 }) {
+            what = "TLS handshake with \(config.baseURL) failed: the server certificate is not valid for \(config.host) "
+                + "(it is not among the certificate's subject alternative names)"
+        } else if let tls, let failure = tls.first.withLockedValue({ $0 }) {
+            what = "TLS handshake with \(config.baseURL) failed (is ca.crt the CA that signed the server certificate?): \(failure)"
+        } else if let timedOut {
             what = "no complete answer within \(timedOut)"
         } else if error is CancellationError {
             what = "the request was cancelled"
