@@ -29,9 +29,9 @@ struct AddonManager: Service {
         await cancelWhenGracefulShutdown {
             // `labnode up` returns once DNS answers (the kube-dns endpoint is ready), or says why not.
             let since = ContinuousClock.now
-            if await waitForReadyEndpoint(timeout: .seconds(60)) {
+            if await waitForReadyEndpoint(timeout: .seconds(60)), await waitForAnswer(until: since + .seconds(60)) {
                 let ms = (ContinuousClock.now - since).components
-                progress.ready("dns", "kube-dns \(config.clusterDNSIP):53, pod ready after \(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000) ms")
+                progress.ready("dns", "kube-dns \(config.clusterDNSIP):53 answers, \(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000) ms after the add-on was applied")
             } else {
                 progress.fail("the DNS add-on is not ready after 60 s: see kubectl -n kube-system get pods,events")
             }
@@ -45,6 +45,21 @@ struct AddonManager: Service {
                 }
             }
         }
+    }
+
+    /// Asks the kube-dns address for the `kubernetes` Service until it answers: an endpoint
+    /// kept from the previous run looks ready before the restarted pod listens, so only an
+    /// answer says DNS works. Like the kubelet's probes, this asks on a period.
+    func waitForAnswer(until deadline: ContinuousClock.Instant) async -> Bool {
+        let name = "kubernetes.default.svc.\(config.clusterDomain)"
+        while ContinuousClock.now < deadline && !Task.isCancelled {
+            if let m = await DNSProbe.ask(server: config.clusterDNSIP, name: name, timeout: .milliseconds(300)),
+               m.rcode == .noError, !m.answers.isEmpty {
+                return true
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 
     /// Whether the kube-dns Service gets a ready endpoint within `timeout`.
