@@ -70,6 +70,7 @@ public struct ImageBuilder: Sendable {
         } catch let error as ImageError {
             throw ImageError(error.code, "recipe \(name): \(error.message)")
         }
+        defer { for file in assembly.temporaryFiles { unlink(file) } }
         let created = Timestamp.rfc3339(assembly.newestSource ?? Date(timeIntervalSince1970: 0))
         return try store.withLock {
             let writer = try store.makeCompressedBlobWriter()
@@ -129,6 +130,8 @@ public struct ImageBuilder: Sendable {
         let resolver: SharedLibraryResolver
         var tree = LayerTree()
         var newestSource: Date?
+        /// Stripped copies made for this build, removed once the layer is written.
+        var temporaryFiles: [String] = []
 
         mutating func noteSource(_ path: String) {
             var info = stat()
@@ -187,8 +190,13 @@ public struct ImageBuilder: Sendable {
             try addDirectoryTree(source, at: imagePath, owner: owner, libraries: copy.libraries ?? false, into: &assembly)
         } else {
             // A top-level copy follows symlinks: the recipe names the file it wants.
+            var content = source
+            if copy.stripDebug ?? false, let stripped = Self.stripDebug(source) {
+                assembly.temporaryFiles.append(stripped)
+                content = stripped
+            }
             try assembly.tree.addFile(
-                imagePath, content: .hostFile(source), mode: explicitMode ?? UInt32(info.st_mode & 0o7777), owner: owner)
+                imagePath, content: .hostFile(content), mode: explicitMode ?? UInt32(info.st_mode & 0o7777), owner: owner)
             assembly.noteSource(source)
             if copy.libraries ?? false { try addLibraries(of: source, at: imagePath, into: &assembly) }
         }
@@ -264,6 +272,20 @@ public struct ImageBuilder: Sendable {
             rest = rest[rest.index(after: end)...]
         }
         return result + rest
+    }
+
+    /// A copy of `path` without debug sections, or nil (no `strip` here, or it failed): the
+    /// image then gets the file as it is, which only costs size.
+    static func stripDebug(_ path: String) -> String? {
+        guard let strip = ["/usr/bin/strip", "/bin/strip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return nil
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-strip-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        guard (try? run([strip, "--strip-debug", "-o", out, path], field: "stripDebug")) != nil else {
+            unlink(out)
+            return nil
+        }
+        return out
     }
 
     private static func run(_ command: [String], field: String) throws -> String {
