@@ -37,6 +37,7 @@ final class KubernetesPluginTests: XCTestCase {
             service("empty", "default", ip: "None"),
             service("search", "default", ip: nil, type: "ExternalName", externalName: "www.example.org"),
             service("alias", "default", ip: nil, type: "ExternalName", externalName: "nginx.default.svc.cluster.local"),
+            service("six", "default", ip: "fd00:10:96::a"),
         ],
         slices: [
             slice("db", "default", [("10.244.0.7", true, "db-0"), ("10.244.0.8", nil, nil), ("10.244.0.9", false, nil)],
@@ -138,6 +139,19 @@ final class KubernetesPluginTests: XCTestCase {
         disabled.podMode = .disabled
         XCTAssertEqual(KubernetesPlugin.lookup(DNSQuestion(name: "10-244-0-99.default.pod.cluster.local.", type: .a), zone: "cluster.local.",
                                                index: Self.index, config: disabled).rcode, .nameError)
+    }
+
+    func testIPv6ServicesAndIp6Arpa() {
+        let aaaa = lookup("six.default.svc.cluster.local.", .aaaa)
+        XCTAssertEqual(aaaa.answers.map(\.data), [.aaaa(IPv6.parse("fd00:10:96::a") ?? [])])
+        XCTAssertTrue(lookup("six.default.svc.cluster.local.", .a).answers.isEmpty, "NODATA for A on an IPv6-only service")
+        XCTAssertEqual(lookup("six.default.svc.cluster.local.", .a).rcode, .noError)
+        // fd00:10:96::a in ip6.arpa nibbles, least significant first.
+        let nibbles = "a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa."
+        XCTAssertEqual(lookup(nibbles, .ptr).answers.first?.data, .ptr("six.default.svc.cluster.local."))
+        XCTAssertEqual(KubernetesPlugin.address(fromReverse: DNSName(nibbles) ?? .root), "fd00:10:96:0:0:0:0:a")
+        XCTAssertNil(IPv6.parse("fd00::1::2"), "two :: are not an address")
+        XCTAssertEqual(IPv6.parse("::1")?.last, 1)
     }
 
     func testZoneApexAndVersion() {
