@@ -77,6 +77,37 @@ final class PluginTests: XCTestCase {
         XCTAssertTrue(text.contains(#"coredns_cache_entries{server="dns://:53",type="denial",zones=".",view=""} 1"#), text)
     }
 
+    /// A cache hit goes out as the stored wire answer, patched for the new asker: its id, RD,
+    /// its spelling of the name and the TTLs counted down; the same bytes a fresh write gives.
+    func testCacheHitsAreSentFromTheirWireFormPatched() throws {
+        let clock = Mutex(ContinuousClock.now)
+        let cache = CachePlugin(config: CachePlugin.Config(), metrics: nil, serverLabel: "dns://:53", now: { clock.withLock { $0 } })
+        let backend = Fixed(answers: [DNSRecord(name: "x.", ttl: 60, data: .a(IPv4(0x0a00_0001)))])
+        let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [cache, backend], serverLabel: "dns://:53")])
+        func ask(_ name: String, id: UInt16, rd: Bool) throws -> DNSMessage {
+            var q = DNSMessage()
+            q.id = id
+            q.recursionDesired = rd
+            q.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: .a)]
+            guard case .reply(let bytes) = d.handle(q.serialized(), remote: nil, transport: .udp, eventLoop: loop) else {
+                XCTFail("no immediate answer")
+                return DNSMessage()
+            }
+            return try DNSMessage(parsing: bytes)
+        }
+        let first = try ask("www.example.", id: 1, rd: true)
+        clock.withLock { $0 = $0 + .seconds(7) }
+        let second = try ask("WwW.ExAmPlE.", id: 2, rd: false)
+        XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second came from the cache")
+        XCTAssertEqual(second.id, 2)
+        XCTAssertFalse(second.recursionDesired)
+        XCTAssertEqual(second.questions.first?.name.description, "WwW.ExAmPlE.")
+        XCTAssertEqual(second.answers.first?.ttl, 53)
+        XCTAssertEqual(first.answers.first?.ttl, 60)
+        XCTAssertEqual(second.answers.first?.data, first.answers.first?.data)
+        XCTAssertEqual(second.answers.first?.name.description, "WwW.ExAmPlE.", "the answer's name points at the asker's spelling")
+    }
+
     func testLoadbalanceShufflesAddressesButKeepsCNAMEFirst() throws {
         let records = [DNSRecord(name: "x.", ttl: 1, data: .cname("y."))] + (1...8).map { DNSRecord(name: "y.", ttl: 1, data: .a(IPv4(UInt32($0)))) }
         var orders: Set<[String]> = []

@@ -193,6 +193,8 @@ extension DNSMessage {
 /// Writes a message with name compression (RFC 1035 4.1.4).
 struct WireWriter {
     var bytes: [UInt8] = []
+    /// Where each record's TTL was written.
+    var ttlOffsets: [Int] = []
     /// Names written uncompressed so far: where their labels start in `bytes`. A message
     /// holds a handful of names, so a linear search beats hashing every suffix.
     private var written: [(start: Int, end: Int)] = []
@@ -260,6 +262,7 @@ struct WireWriter {
         name(r.name)
         u16(r.type.rawValue)
         u16(r.rclass)
+        ttlOffsets.append(bytes.count)
         u32(r.ttl > age ? r.ttl - age : 0)
         let lengthAt = bytes.count
         u16(0)
@@ -333,8 +336,21 @@ extension DNSMessage {
         return encode(answers: [], authorities: [], additionals: [], truncated: true)
     }
 
+    /// The whole message in wire form with where its TTLs are (for the cache's fast path).
+    public func wireAnswer() -> WireAnswer {
+        var w = WireWriter()
+        encode(into: &w, answers: answers, authorities: authorities, additionals: additionals, truncated: truncated)
+        return WireAnswer(bytes: w.bytes, ttlOffsets: w.ttlOffsets)
+    }
+
     private func encode(answers: [DNSRecord], authorities: [DNSRecord], additionals: [DNSRecord], truncated: Bool) -> [UInt8] {
         var w = WireWriter()
+        encode(into: &w, answers: answers, authorities: authorities, additionals: additionals, truncated: truncated)
+        return w.bytes
+    }
+
+    private func encode(into w: inout WireWriter, answers: [DNSRecord], authorities: [DNSRecord], additionals: [DNSRecord],
+                        truncated: Bool) {
         var m = self
         m.truncated = truncated
         w.u16(id)
@@ -366,6 +382,5 @@ extension DNSMessage {
                 w.bytes += o.data
             }
         }
-        return w.bytes
     }
 }

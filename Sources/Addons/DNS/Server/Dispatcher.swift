@@ -101,7 +101,39 @@ public final class DNSDispatcher: Sendable {
         }
     }
 
+    /// A wire answer made ready for this asker: its id, its RD bit, its spelling of the name,
+    /// the TTLs counted down. Nil when it does not fit the asker's UDP size (then the message
+    /// is written with truncation) or its question is not where expected.
+    static func patched(_ wire: WireAnswer, for request: DNSRequest) -> [UInt8]? {
+        let name = request.question.name.wire
+        var out = wire.bytes
+        guard out.count >= 12 + name.count,
+              request.transport == .tcp || out.count <= request.message.maxUDPSize else { return nil }
+        out[0] = UInt8(request.message.id >> 8)
+        out[1] = UInt8(request.message.id & 0xff)
+        out[2] = (out[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0)
+        out.replaceSubrange(12..<(12 + name.count), with: name)
+        if wire.age > 0 {
+            for at in wire.ttlOffsets where at + 4 <= out.count {
+                let ttl = UInt32(out[at]) << 24 | UInt32(out[at + 1]) << 16 | UInt32(out[at + 2]) << 8 | UInt32(out[at + 3])
+                let aged = ttl > wire.age ? ttl - wire.age : 0
+                out[at] = UInt8(aged >> 24)
+                out[at + 1] = UInt8(aged >> 16 & 0xff)
+                out[at + 2] = UInt8(aged >> 8 & 0xff)
+                out[at + 3] = UInt8(aged & 0xff)
+            }
+        }
+        return out
+    }
+
     static func finish(_ request: DNSRequest, _ response: DNSResponse, chain: ServerBlockChain) -> [UInt8] {
+        if let wire = response.wire, let bytes = patched(wire, for: request) {
+            if !chain.observers.isEmpty {
+                let duration = ContinuousClock.now - request.received
+                for o in chain.observers { o.written(request, response, size: bytes.count, duration: duration) }
+            }
+            return bytes
+        }
         var message = response.message
         message.id = request.message.id
         message.isResponse = true

@@ -51,17 +51,31 @@ public struct DNSRequest: Sendable {
     public func reply(_ rcode: DNSRcode = .noError) -> DNSMessage { DNSMessage.reply(to: message, rcode: rcode) }
 }
 
+/// An answer already in wire form (the cache's), to be sent after patching the id, the RD
+/// bit, the asker's spelling of the name and the TTLs, instead of being written again.
+public struct WireAnswer: Sendable {
+    public var bytes: [UInt8]
+    /// Where each record's TTL is, to count it down.
+    public var ttlOffsets: [Int]
+    /// Seconds to take off every TTL.
+    public var age: UInt32 = 0
+}
+
 /// A finished answer and which plugin wrote it (the `plugin` label of responses_total).
 public struct DNSResponse: Sendable {
     public var message: DNSMessage
     public var plugin: String
     /// A processing error for the errors plugin to print (`read udp ...: i/o timeout`).
     public var error: String?
+    /// The same answer in wire form, when a plugin has it; a plugin that changes `message`
+    /// must drop it.
+    public var wire: WireAnswer?
 
-    public init(message: DNSMessage, plugin: String, error: String? = nil) {
+    public init(message: DNSMessage, plugin: String, error: String? = nil, wire: WireAnswer? = nil) {
         self.message = message
         self.plugin = plugin
         self.error = error
+        self.wire = wire
     }
 }
 

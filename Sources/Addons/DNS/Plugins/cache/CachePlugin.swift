@@ -23,12 +23,16 @@ public final class CachePlugin: DNSPlugin {
         var type: UInt16
         var dnssecOK: Bool
         var checkingDisabled: Bool
+        /// Whether the query had EDNS: the answer then carries an OPT record.
+        var edns: Bool
     }
 
     struct Entry {
         var message: DNSMessage
         var stored: ContinuousClock.Instant
         var ttl: UInt32
+        /// The answer in wire form, sent with only the id, RD, the name's case and the TTLs patched.
+        var wire: WireAnswer
     }
 
     public let config: Config
@@ -107,14 +111,16 @@ public final class CachePlugin: DNSPlugin {
         let q = request.question
         guard config.zones.contains(where: { q.name.isSubdomain(of: $0) }) else { return next(request) }
         let key = Key(name: q.name, type: q.type.rawValue, dnssecOK: request.message.edns?.dnssecOK ?? false,
-                      checkingDisabled: request.message.checkingDisabled)
+                      checkingDisabled: request.message.checkingDisabled, edns: request.message.edns != nil)
         counters?.requests.increment()
         let t = now()
         if let hit = lookup(key, at: t) {
             var m = hit.message
             m.id = request.message.id
             m.questions = request.message.questions
-            return .done(DNSResponse(message: m, plugin: name))
+            var wire = hit.wire
+            wire.age = m.ttlAge
+            return .done(DNSResponse(message: m, plugin: name, wire: wire))
         }
         counters?.misses.increment()
         return next(request).map { [self] response in
@@ -182,7 +188,7 @@ public final class CachePlugin: DNSPlugin {
             capped.answers = m.answers.map(cap)
             capped.authorities = m.authorities.map(cap)
             capped.additionals = m.additionals.map(cap)
-            entries[key] = Entry(message: capped, stored: t, ttl: ttl)
+            entries[key] = Entry(message: capped, stored: t, ttl: ttl, wire: capped.wireAnswer())
             let n = entries.count
             tables[table] = entries
             return (n, evicted)
