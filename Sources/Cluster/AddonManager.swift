@@ -95,6 +95,22 @@ struct AddonManager: Service {
         }
     }
 
+    /// Creates a deleted object again, retrying for a while: right after a delete its name or
+    /// its cluster IP can still be held (the allocator frees the address after the delete).
+    func recreate(_ objects: [(ResourceInfo, JSON)]) async {
+        for _ in 0..<40 {
+            _ = await ensure(objects)
+            var present = true
+            for (resource, object) in objects {
+                let found = try? await api.find(resource, namespace: object.namespace, name: object.name ?? "")
+                if found == nil { present = false }
+            }
+            if present || Task.isCancelled { return }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+        logger.warning("add-on objects could not be re-created after 10 s: \(objects.map { $0.1.name ?? "" })")
+    }
+
     /// Creates what is missing; returns what it created.
     func ensure(_ wanted: [(ResourceInfo, JSON)]) async -> [String] {
         var created: [String] = []
@@ -129,7 +145,7 @@ struct AddonManager: Service {
                     if event.type == .error { break }
                     guard event.type == .deleted, let name = event.object.name, names.contains(name) else { continue }
                     logger.info("add-on \(resource.resource)/\(name) was deleted; re-creating it")
-                    _ = await ensure(mine.filter { $0.1.name == name })
+                    await recreate(mine.filter { $0.1.name == name })
                 }
             } catch {
                 try? await Task.sleep(for: .seconds(1))
