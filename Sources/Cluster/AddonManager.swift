@@ -1,5 +1,6 @@
 import APIMachinery
 import APIServer
+import Controllers
 import Addons
 import Logging
 import ServiceLifecycle
@@ -65,33 +66,24 @@ struct AddonManager: Service {
     /// Whether the kube-dns Service gets a ready endpoint within `timeout`.
     func waitForReadyEndpoint(timeout: Duration) async -> Bool {
         let selector = LabelSelector.from(map: ["kubernetes.io/service-name": "kube-dns"])
-        func ready(_ slice: JSON) -> Bool {
+        @Sendable func ready(_ slice: JSON) -> Bool {
             (slice["endpoints"]?.arrayValue ?? []).contains { $0[path: "conditions", "ready"]?.boolValue != false }
         }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    do {
-                        let listed = try await api.list(Resources.endpointSlices, namespace: "kube-system",
-                                                        options: ListOptions(labelSelector: selector))
-                        if listed.items.contains(where: ready) { return true }
-                        let events = try await api.watch(Resources.endpointSlices, namespace: "kube-system",
-                                                         options: ListOptions(labelSelector: selector,
-                                                                              resourceVersion: String(listed.resourceVersion)))
-                        for await event in events where event.type != .deleted && ready(event.object) { return true }
-                    } catch {
-                        try? await Task.sleep(for: .milliseconds(200))
-                    }
+        return await withinDeadline(timeout) {
+            while !Task.isCancelled {
+                do {
+                    let listed = try await api.list(Resources.endpointSlices, namespace: "kube-system",
+                                                    options: ListOptions(labelSelector: selector))
+                    if listed.items.contains(where: ready) { return true }
+                    let events = try await api.watch(Resources.endpointSlices, namespace: "kube-system",
+                                                     options: ListOptions(labelSelector: selector,
+                                                                          resourceVersion: String(listed.resourceVersion)))
+                    for await event in events where event.type != .deleted && ready(event.object) { return true }
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(200))
                 }
-                return false
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+            return false
         }
     }
 

@@ -134,18 +134,9 @@ public final class KubernetesPlugin: DNSPlugin {
         // Serve SERVFAIL for cluster names until synced, but wait at most startup_timeout.
         let timeout = config.startupTimeout
         let watched = all
-        let synced = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for i in watched { await i.waitSynced() }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        let synced = await withinDeadline(timeout) {
+            for i in watched { await i.waitSynced() }
+            return true
         }
         if synced {
             rebuild()
