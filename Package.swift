@@ -23,12 +23,14 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .executableTarget(
             name: "labnode",
             dependencies: [
-                "Cluster", "Runtime", "ServiceProxy", "Addons",
+                "Cluster", "Runtime", "ServiceProxy", "Addons", "Labs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -48,6 +50,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             exclude: ["README.md"]
         ),
@@ -102,6 +105,17 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             exclude: ["README.md", "DNS/README.md", "InCluster/README.md"] + ["cache", "errors", "forward", "health", "hosts", "kubernetes", "loadbalance", "log", "loop", "prometheus", "ready", "reload", "tls"].map { "DNS/Plugins/\($0)/README.md" }
+        ),
+        // Guided labs (`labnode lab`): scenarios from labs/, run and graded through kubectl only.
+        .target(
+            name: "Labs",
+            dependencies: [
+                "APIMachinery",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            exclude: ["README.md"]
         ),
         .target(
             name: "Networking",
@@ -168,6 +182,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "LabsTests", dependencies: ["Labs", "APIMachinery"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Cluster", "TestSupport"]),
     ]
 )

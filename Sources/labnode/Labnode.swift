@@ -8,7 +8,7 @@ struct Labnode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "labnode",
         abstract: "A single-node Kubernetes cluster for labs and training, in one binary.",
-        subcommands: [Up.self, Down.self, Status.self, ImageCommand.self, BenchCommand.self, DNSCommand.self]
+        subcommands: [Up.self, Down.self, Status.self, LabCommand.self, ImageCommand.self, BenchCommand.self, DNSCommand.self]
     )
 
     /// `labnode init ...` (a container's first process) must run before anything starts a
