@@ -38,9 +38,26 @@ struct ServiceProxyService: Service {
         }
         do {
             try await cancelWhenGracefulShutdown {
-                try await runner.run {
-                    progress.ready("kube-proxy", "iptables")
-                    progress.finish()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await runner.run {
+                            progress.ready("kube-proxy", "iptables")
+                            progress.finish()
+                        }
+                    }
+                    group.addTask {
+                        // A port taken by something else costs only this endpoint, not the proxy.
+                        do {
+                            try await ProxyMetricsServer(mode: config.proxyMode, port: ProxyMetricsServer.defaultPort, logger: logger).run()
+                        } catch is CancellationError {
+                        } catch {
+                            logger.warning("kube-proxy metrics port 127.0.0.1:\(ProxyMetricsServer.defaultPort) is not served: \(error)")
+                        }
+                        // Stay in the group until the proxy ends; only the runner ending ends the group.
+                        try await Task.sleep(for: .seconds(100 * 365 * 86_400))
+                    }
+                    try await group.next()
+                    group.cancelAll()
                 }
             }
         } catch is CancellationError {
