@@ -5,20 +5,21 @@
 #
 # Everything runs inside a network namespace this script creates, on its loopback only.
 # Peers: nginx serving the very JSON labnode returns, over TLS with labnode's certificate;
-# etcd 3.4 through its JSON gateway, fsync on (as the store is). Prints a table of
-# ratios and writes Benchmarks/results/api.json and api.md.
+# etcd 3.4 through its JSON gateway, fsync on (as the store is; not with --quick). Prints a
+# table of ratios and writes Benchmarks/results/api.json and api.md (and rows for `labnode bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=15; RUNS=3
-[ "${1:-}" = "--quick" ] && { DUR=3; RUNS=1; }
+DUR=15; RUNS=3; QUICK=0
+[ "${1:-}" = "--quick" ] && { DUR=3; RUNS=1; QUICK=1; }
 LABNODE=${LABNODE:-.build/release/labnode}
 KUBECTL=${KUBECTL:-kubectl}
 
 missing=()
-for t in wrk nginx etcd python3; do command -v $t >/dev/null || missing+=($t); done
+for t in wrk nginx python3 curl dig; do command -v $t >/dev/null || missing+=($t); done
+[ $QUICK -eq 1 ] || command -v etcd >/dev/null || missing+=(etcd)
 [ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: swift build -c release)")
 if [ ${#missing[@]} -gt 0 ]; then
-    echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers (wrk, nginx-light, etcd-server)" >&2
+    echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers (wrk, nginx-light, etcd-server, dnsutils)" >&2
     exit 2
 fi
 
@@ -28,15 +29,47 @@ bench_start lnbench
 bench_on_exit 'if [ -f "$WORK/nginx/nginx.pid" ]; then master=$(cat "$WORK/nginx/nginx.pid"); kill -TERM "$master" 2>/dev/null || true; sleep_until_gone "$master"; fi'
 
 # --- start-up and idle memory -------------------------------------------------------------
+# `labnode up` returns once the API, the node, the proxy and DNS are ready (DNS: kube-dns
+# answers a query). The first start in a new data dir also builds the images.
+t0=$(now_ms)
 in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
+t1=$(now_ms)
+first_up_ms=$((t1 - t0))
 in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null
 t0=$(now_ms)
 in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
 t1=$(now_ms)
 second_up_ms=$((t1 - t0))
+# Ready means answering: ask kube-dns from the node, as a pod would.
+dns_ip=$(K get service kube-dns -n kube-system -o jsonpath='{.spec.clusterIP}')
+in_ns dig +short +time=2 +tries=1 @"$dns_ip" kubernetes.default.svc.cluster.local | grep -q . ||
+    { echo "bench: labnode up returned but kube-dns ($dns_ip) does not answer" >&2; exit 1; }
 sleep 2
-rss_kb=$(awk '/VmRSS/{print $2}' /proc/"$(cat "$WORK/data/labnode.pid")"/status)
-anon_kb=$(awk '/RssAnon/{print $2}' /proc/"$(cat "$WORK/data/labnode.pid")"/status)
+DAEMON=$(cat "$WORK/data/labnode.pid")
+rss_kb=$(awk '/VmRSS/{print $2}' /proc/$DAEMON/status)
+anon_kb=$(awk '/RssAnon/{print $2}' /proc/$DAEMON/status)
+# The whole cluster: the daemon and every process under it (the DNS pod, a standby init), as
+# PSS, so the pages they share (one binary) count once.
+cluster_pss_kb=$(python3 - "$DAEMON" <<'PY'
+import os, sys
+children = {}
+for p in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open("/proc/%s/stat" % p).read()
+    except OSError:
+        continue
+    children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(p))
+total, todo = 0, [int(sys.argv[1])]
+while todo:
+    p = todo.pop()
+    todo += children.get(p, [])
+    try:
+        total += sum(int(l.split()[1]) for l in open("/proc/%d/smaps_rollup" % p) if l.startswith("Pss:"))
+    except OSError:
+        pass
+print(total)
+PY
+)
 
 # --- the object both servers serve ----------------------------------------------------------
 K create serviceaccount bench >/dev/null
@@ -70,7 +103,7 @@ NGINX
 in_ns nginx -c "$WORK/nginx/nginx.conf"
 sleep 0.3
 
-start_etcd
+[ $QUICK -eq 1 ] || start_etcd
 
 # --- wrk scripts ----------------------------------------------------------------------------
 cat > "$WORK/get.lua" <<LUA
@@ -120,11 +153,20 @@ wrk_run() {
 
 read get_rps get_p50 < <(wrk_run -t2 -c50 -d${DUR}s -s "$WORK/get.lua" "$URL")
 read nginx_rps nginx_p50 < <(wrk_run -t2 -c50 -d${DUR}s https://127.0.0.1:8443/bench.json)
-read create_rps create_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/create.lua" https://127.0.0.1:6443/api/v1/namespaces/default/configmaps)
-read etcd_rps etcd_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/put.lua" http://127.0.0.1:2379)
+row up-first "\`labnode up\` to ready (API, node, proxy, DNS answering), first start: builds the images" "$first_up_ms" ms "" ""
+row up-second "\`labnode up\` to ready, second start (images already built)" "$second_up_ms" ms "" ""
+row idle-rss "idle RSS, the daemon" "$((rss_kb / 1024))" MB "" ""
+row idle-cluster "idle memory, whole cluster (PSS of the daemon and its pods)" "$((cluster_pss_kb / 1024))" MB "" ""
+row api-get "GET one ${bytes}-byte object over TLS, wrk -t2 -c50" "$get_rps" req/s "nginx, the same JSON as a static file over TLS" "$nginx_rps"
 
-# --- watch latency: time from sending a write to the event arriving -----------------------
-watch_ms=$(in_ns python3 Benchmarks/watch_latency.py "$TOKEN" "$WORK/data/pki/ca.crt" 30)
+create_rps=""; create_p50=""; etcd_rps=""; watch_ms="(not with --quick)"
+if [ $QUICK -eq 0 ]; then
+    read create_rps create_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/create.lua" https://127.0.0.1:6443/api/v1/namespaces/default/configmaps)
+    read etcd_rps etcd_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/put.lua" http://127.0.0.1:2379)
+    row api-create "create a ConfigMap, 16 connections, durable" "$create_rps" req/s "etcd 3.4 put through its JSON gateway" "$etcd_rps"
+    # --- watch latency: time from sending a write to the event arriving -------------------
+    watch_ms=$(in_ns python3 Benchmarks/watch_latency.py "$TOKEN" "$WORK/data/pki/ca.crt" 30)
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 mkdir -p Benchmarks/results
@@ -133,14 +175,16 @@ cat > Benchmarks/results/api.md <<MD
 
 | figure | labnode | peer in the same run | ratio labnode/peer | target |
 |---|---|---|---|---|
-| second \`labnode up\` to API ready | ${second_up_ms} ms | - | - | < 300 ms |
-| idle RSS, API only | $((rss_kb / 1024)) MB (anonymous $((anon_kb / 1024)) MB) | - | - | < 30 MB |
+| first \`labnode up\` to ready (API, node, proxy, DNS answering; builds images) | ${first_up_ms} ms | - | - | |
+| second \`labnode up\` to ready | ${second_up_ms} ms | - | - | |
+| idle RSS, the daemon | $((rss_kb / 1024)) MB (anonymous $((anon_kb / 1024)) MB) | - | - | < 30 MB |
+| idle memory, whole cluster (PSS: daemon, DNS pod, standby init) | $((cluster_pss_kb / 1024)) MB | - | - | |
 | GET one ${bytes}-byte object, TLS, wrk -t2 -c50 | ${get_rps} req/s, p50 ${get_p50} ms | nginx ${nginx_rps} req/s, p50 ${nginx_p50} ms | $(ratio "$get_rps" "$nginx_rps") | >= 0.3, p50 < 1 ms |
 | create ConfigMap, 16 connections, durable | ${create_rps} req/s, p50 ${create_p50} ms | etcd JSON gateway put ${etcd_rps} req/s | $(ratio "$create_rps" "$etcd_rps") | >= 1.0 |
 | watch event after a write (p50 / p99 of 30) | ${watch_ms} ms | - | - | < 5 ms |
 MD
 cat > Benchmarks/results/api.json <<JSON
-{"second_up_ms": $second_up_ms, "idle_rss_kb": $rss_kb, "idle_anon_kb": $anon_kb,
+{"first_up_ms": $first_up_ms, "second_up_ms": $second_up_ms, "idle_rss_kb": $rss_kb, "idle_anon_kb": $anon_kb, "cluster_pss_kb": $cluster_pss_kb,
  "get_rps": ${get_rps:-0}, "get_p50_ms": ${get_p50:-0}, "nginx_tls_rps": ${nginx_rps:-0}, "nginx_p50_ms": ${nginx_p50:-0},
  "create_rps": ${create_rps:-0}, "etcd_put_rps": ${etcd_rps:-0}, "watch_ms_p50_p99": "$watch_ms"}
 JSON

@@ -4,6 +4,7 @@
 #   source Benchmarks/lib.sh; bench_start NAME      (sets NS and WORK; LABNODE must be set)
 #   PIDS+=(pid)                                     (processes to SIGKILL on exit)
 #   bench_on_exit 'commands'                        (extra cleanup, run first)
+#   row ID "figure" VALUE UNIT "peer" PEER_VALUE [SAMPLES]   (a result for `labnode bench`)
 
 PIDS=()
 BENCH_EXTRA_CLEANUP=":"
@@ -42,4 +43,21 @@ start_etcd() {
     PIDS+=($!)
     disown $!
     for _ in $(seq 50); do in_ns curl -s http://127.0.0.1:2379/health 2>/dev/null | grep -q true && break; sleep 0.1; done
+}
+
+# Appends one result to $BENCH_ROWS, the file `labnode bench` reads (nothing when unset):
+#   row ID "figure" LABNODE_VALUE UNIT "peer in the same run" PEER_VALUE ['{"labnode": [...], "peer": [...]}']
+# An empty value is a figure that was not measured; the ratio is then left out.
+row() {
+    [ -n "${BENCH_ROWS:-}" ] || return 0
+    python3 - "$@" >> "$BENCH_ROWS" <<'PY'
+import json, sys
+a = sys.argv[1:] + [""] * 7
+def num(s):
+    try: return float(s)
+    except ValueError: return None
+r = {"id": a[0], "figure": a[1], "labnode": num(a[2]), "unit": a[3], "peer": a[4], "peer_value": num(a[5])}
+if a[6]: r["samples"] = json.loads(a[6])
+print(json.dumps(r))
+PY
 }

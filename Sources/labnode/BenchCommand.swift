@@ -2,14 +2,16 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceProxy
+import Synchronization
 
-/// `labnode bench ...`: measurements that need labnode's own code paths; the scripts in
-/// Benchmarks/ run them beside their peers in the same run.
+/// `labnode bench`: labnode beside its peers in one run (`BenchRun`), and the measurements
+/// that need labnode's own code paths, which the scripts in Benchmarks/ call.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks that run labnode's own code (see Benchmarks/).",
-        subcommands: [ProxySyncBench.self]
+        abstract: "Benchmarks against peers in the same run (see Benchmarks/).",
+        subcommands: [BenchRun.self, ProxySyncBench.self],
+        defaultSubcommand: BenchRun.self
     )
 }
 
@@ -24,7 +26,8 @@ struct ProxySyncBench: AsyncParsableCommand {
 
     @Option(help: "Services to program.") var services = 10_000
     @Option(help: "Endpoints per service.") var endpoints = 3
-    @Option(help: "Where to write the full rule set, for timing iptables-restore on the same rules.") var rulesFile: String?
+    @Option(help: "Where to write the full sync's iptables-restore input, for timing the peer on the same text.") var rulesFile: String?
+    @Option(help: "Where to write the one-change sync's iptables-restore input.") var changeFile: String?
 
     func run() async throws {
         try await Labnode.guarded {
@@ -39,19 +42,32 @@ struct ProxySyncBench: AsyncParsableCommand {
                                      return ProxyEndpoint(ip: "10.244.\(n / 250 % 250).\(n % 250 + 1)", port: 8080)
                                  })
             }
-            let proxier = IptablesProxier(settings: settings, logger: Logger(label: "bench"))
+            // The texts the proxier hands to iptables-restore, so the peer loads exactly them.
+            let restored = RestoreInputs()
+            let proxier = IptablesProxier(settings: settings, run: { arguments, stdin in
+                if arguments.first == "iptables-restore", let stdin { restored.texts.withLock { $0.append(stdin) } }
+                return try IptablesProxier.system(arguments, stdin)
+            }, logger: Logger(label: "bench"))
             let clock = ContinuousClock()
             let full = try await clock.measure { try await proxier.sync(ports) }
-            if let rulesFile {
-                try IptablesRules(settings: settings).render(ports).write(toFile: rulesFile, atomically: true, encoding: .utf8)
-            }
+            let fullText = restored.texts.withLock { $0.last }
             // One endpoint of one service moves.
             ports[services / 2].endpoints[0].ip = "10.245.0.1"
             let partial = try await clock.measure { try await proxier.sync(ports) }
+            let changeText = restored.texts.withLock { $0.last }
             try await proxier.cleanup()
+            for (path, text) in [(rulesFile, fullText), (changeFile, changeText)] {
+                guard let path else { continue }
+                guard let text else { throw ValidationError("the proxier ran no iptables-restore, so there is nothing to write to \(path)") }
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+            }
             func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
             print("{\"services\": \(services), \"endpoints\": \(endpoints), \"full_sync_ms\": \(ms(full)), \"one_change_ms\": \(ms(partial))}")
         }
+    }
+
+    final class RestoreInputs: Sendable {
+        let texts = Mutex<[String]>([])
     }
 
     /// Whether this process's network namespace is one of /run/netns (same nsfs inode).
