@@ -18,15 +18,12 @@ test:
 down:
 	/usr/local/bin/labnode down
 
-# API, controller, node agent, proxy and DNS figures against nginx, etcd, crun, iptables-restore
-# and unbound in the same run
-# (installs the peers first).
+# labnode beside its peers in one run (`labnode bench`: start-up, pods against crun, the proxy
+# against iptables-restore and nft, DNS against unbound, the API against nginx), then the scripts
+# it does not run (controllers against etcd, exec, port-forward). Installs the peers first.
 bench:
 	scripts/setup --bench
-	Benchmarks/api.sh
+	.build/release/labnode bench --out Benchmarks/results
 	Benchmarks/controllers.sh
-	Benchmarks/pods.sh
 	Benchmarks/exec.sh
 	Benchmarks/portforward.sh
-	Benchmarks/proxy.sh
-	Benchmarks/dns.sh
