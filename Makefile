@@ -9,6 +9,8 @@ up:
 	# The image recipes `labnode image build` reads when installed (images/README.md).
 	mkdir -p /usr/local/share/labnode
 	rm -rf /usr/local/share/labnode/images && cp -r images /usr/local/share/labnode/images
+	# The labs `labnode lab` reads (the binary carries a copy too; this one can be edited).
+	rm -rf /usr/local/share/labnode/labs && cp -r labs /usr/local/share/labnode/labs
 	/usr/local/bin/labnode up
 
 test:

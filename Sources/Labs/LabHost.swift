@@ -63,7 +63,24 @@ public struct LocalHost: LabHost {
 
     static let outputLimit = 16 << 20
 
+    /// How long a check's kubectl may take: a hung exec must not hang the lab.
+    static let kubectlTimeout: Duration = .seconds(30)
+
     public func kubectl(_ arguments: [String]) async throws -> CommandOutput {
+        try await withThrowingTaskGroup(of: CommandOutput?.self) { group in
+            group.addTask { try await runKubectl(arguments) }
+            group.addTask {
+                try await Task.sleep(for: Self.kubectlTimeout)
+                return nil
+            }
+            // Cancelling the run tears the child down (SIGKILL at the end of the sequence).
+            defer { group.cancelAll() }
+            if let first = try await group.next(), let result = first { return result }
+            throw LabError("kubectl \(arguments.joined(separator: " ")) did not finish within \(Self.kubectlTimeout)")
+        }
+    }
+
+    func runKubectl(_ arguments: [String]) async throws -> CommandOutput {
         let executable: Executable = kubectlPath.contains("/") ? .path(FilePath(kubectlPath)) : .name(kubectlPath)
         do {
             let result = try await Subprocess.run(executable, arguments: Arguments(arguments), environment: environment,
