@@ -60,8 +60,9 @@ public struct LabRunner: Sendable {
             let started = ContinuousClock.now
             switch try await perform(step) {
             case .passed:
-                write(String(format: "  (%.1f s)\n", Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-                                 + Double((ContinuousClock.now - started).components.seconds)))
+                // Unattended runs show where the time goes; a trainee does not need it.
+                if options.yes { write(String(format: "  (%.1f s)\n", Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                                 + Double((ContinuousClock.now - started).components.seconds))) }
             case .failed:
                 write("\nStep \(step.id) does not pass. Fix what the hints say, then go on with:\n  labnode lab run \(scenario.name) --from \(step.id)\n")
                 return .failed(step: step.id)
