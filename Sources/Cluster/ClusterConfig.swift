@@ -154,6 +154,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
             throw ClusterError.config("--proxy-mode ipvs needs the kernel's IP Virtual Server (CONFIG_IP_VS, module ip_vs), "
                                       + "and this kernel has none (\(missing)); use --proxy-mode iptables or nftables")
         }
+        if proxyMode == "nftables", !["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].contains(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            throw ClusterError.config("--proxy-mode nftables needs the nft command (apt-get install nftables)")
+        }
         for address in try loadBalancerAddresses() {
             guard let ip = try? IPv4Address(parsing: address) else { continue }
             if svc.contains(ip) || pods.contains(ip) {

@@ -18,9 +18,9 @@ struct ServiceProxyService: Service {
             try? await gracefulShutdown()
             return
         }
-        guard config.proxyMode == "iptables" else {
-            // Only the iptables mode exists so far; say so rather than pretend.
-            progress.ready("kube-proxy", "not running: --proxy-mode \(config.proxyMode) is not implemented yet (use iptables)")
+        guard let mode = ServiceProxyRunner.Mode(rawValue: config.proxyMode) else {
+            // The userspace mode does not exist yet; say so rather than pretend.
+            progress.ready("kube-proxy", "not running: --proxy-mode \(config.proxyMode) is not implemented yet (use iptables or nftables)")
             progress.finish()
             try? await gracefulShutdown()
             return
@@ -29,7 +29,7 @@ struct ServiceProxyService: Service {
                                      serviceCIDR: config.serviceClusterIPRange)
         let runner: ServiceProxyRunner
         do {
-            runner = try ServiceProxyRunner(settings: settings, bridge: "cni0", stateDirectory: config.dataDir + "/network",
+            runner = try ServiceProxyRunner(settings: settings, mode: mode, bridge: "cni0", stateDirectory: config.dataDir + "/network",
                                             client: api, logger: logger)
         } catch {
             fail("\(error)")
@@ -41,7 +41,7 @@ struct ServiceProxyService: Service {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         try await runner.run {
-                            progress.ready("kube-proxy", "iptables")
+                            progress.ready("kube-proxy", mode.rawValue)
                             progress.finish()
                         }
                     }

@@ -187,7 +187,7 @@ public actor IptablesProxier {
     public static let system: CommandRunner = { arguments, stdin in
         guard let name = arguments.first,
               let path = searchPath.map({ "\($0)/\(name)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw ServiceProxyError(message: "\(arguments.first ?? "") is not installed (apt-get install \(arguments.first == "conntrack" ? "conntrack" : "iptables"))")
+            throw ServiceProxyError(message: "\(arguments.first ?? "") is not installed (apt-get install \(arguments.first == "conntrack" ? "conntrack" : arguments.first == "nft" ? "nftables" : "iptables"))")
         }
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-proxy-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"

@@ -5,11 +5,13 @@ import Logging
 import Networking
 
 /// The service proxy as kube-proxy runs it: watch Services and EndpointSlices, and after
-/// each change program the node (iptables mode). Changes that arrive together are applied
+/// each change program the node (iptables or nftables mode). Changes that arrive together are applied
 /// in one sync; a sync that fails is retried.
 public final class ServiceProxyRunner: Sendable {
     let settings: ProxySettings
-    let proxier: IptablesProxier
+    let proxier: any ProxyBackend
+    /// The other mode's proxier, to remove what an earlier run in that mode left.
+    let other: any ProxyBackend
     let client: any APIClient
     let logger: Logger
     let bridge: String
@@ -18,21 +20,29 @@ public final class ServiceProxyRunner: Sendable {
     let services = Informer(Resources.services)
     let slices = Informer(Resources.endpointSlices)
 
-    public init(settings: ProxySettings, bridge: String, stateDirectory: String, client: any APIClient, logger: Logger,
-                run: @escaping CommandRunner = IptablesProxier.system) throws {
+    public enum Mode: String, Sendable { case iptables, nftables }
+
+    public init(settings: ProxySettings, mode: Mode = .iptables, bridge: String, stateDirectory: String, client: any APIClient,
+                logger: Logger, run: @escaping CommandRunner = IptablesProxier.system) throws {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         sysctls = try SysctlJournal(sysctl: ProcSysctl(), recordPath: stateDirectory + "/proxy-sysctls.json")
         self.settings = settings
         self.bridge = bridge
         self.client = client
         self.logger = logger
-        proxier = IptablesProxier(settings: settings, run: run, logger: logger)
+        let iptables = IptablesProxier(settings: settings, run: run, logger: logger)
+        let nftables = NftablesProxier(settings: settings, run: run, logger: logger)
+        (proxier, other) = mode == .iptables ? (iptables, nftables) : (nftables, iptables)
     }
 
     /// Readies the node (sysctls, the route to the service range), then syncs until cancelled.
     /// `onReady` is called after the first successful sync.
     public func run(onReady: @escaping @Sendable () -> Void) async throws {
         try prepareNode()
+        // Switching modes between runs leaves no rules of the old mode behind.
+        do { try await other.cleanup() } catch {
+            logger.debug("no rules of the other proxy mode to remove", metadata: ["error": "\(error)"])
+        }
         let (changes, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         services.onChange { _ in signal.yield() }
         slices.onChange { _ in signal.yield() }
