@@ -292,21 +292,24 @@ steps:
       (the default since v1.2) the nat table's KUBE-SERVICES chain matches each cluster
       IP and port and jumps to a KUBE-SVC-... chain, which picks one KUBE-SEP-... chain per
       endpoint at random (the statistic match); each KUBE-SEP-... DNATs to a pod. Node
-      ports go through KUBE-NODEPORTS. The nftables mode writes the same logic into
-      `table ip kube-proxy` (see it with `nft list table ip kube-proxy`). The ipvs mode
-      would need the ip_vs kernel modules and shows its balancers with `ipvsadm -Ln`.
+      ports go through KUBE-NODEPORTS. The nftables mode (`labnode up --proxy-mode
+      nftables`) writes the same logic into `table ip kube-proxy`: a verdict map
+      service-ips from address, protocol and port to a service- chain, which picks an
+      endpoint- chain with one `numgen random` rule (`nft list table ip kube-proxy`).
+      The ipvs mode would need the ip_vs kernel modules and shows its balancers with
+      `ipvsadm -Ln`. The commands below ask the proxy for its mode and show its rules.
     run:
       - curl -s http://127.0.0.1:10249/proxyMode; echo
-      - iptables -t nat -L KUBE-SERVICES -n | grep default/nginx
-      - iptables -t nat -L KUBE-NODEPORTS -n
+      - 'case $(curl -s http://127.0.0.1:10249/proxyMode) in nftables) nft list map ip kube-proxy service-ips | grep default/nginx ;; *) iptables -t nat -L KUBE-SERVICES -n | grep default/nginx ;; esac'
+      - 'case $(curl -s http://127.0.0.1:10249/proxyMode) in nftables) nft list map ip kube-proxy service-nodeports ;; *) iptables -t nat -L KUBE-NODEPORTS -n ;; esac'
     checks:
       - expect: kube-proxy's metrics port reports its mode
         http: http://127.0.0.1:10249/proxyMode
         matches: '^(iptables|nftables)'
         hint: labnode's service proxy is not running; `labnode status` shows its state.
-      - expect: the nat table sends the nginx cluster IP to a KUBE-SVC chain
-        shell: iptables -t nat -S KUBE-SERVICES
-        matches: 'default/nginx(:[a-z0-9-]+)? cluster IP'
+      - expect: the node's rules send the nginx cluster IP to a service chain
+        shell: iptables -t nat -S KUBE-SERVICES 2>/dev/null; nft list map ip kube-proxy service-ips 2>/dev/null
+        matches: 'default/nginx(:[a-z0-9-]+)? cluster IP|goto service-[A-Z0-9]{8}-default/nginx/tcp/'
         hint: The proxy has not written rules for default/nginx; `labnode status` and its log say why.
 
   - id: kubectl-proxy
