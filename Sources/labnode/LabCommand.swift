@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Labs
 
@@ -39,7 +40,14 @@ struct LabOptions: ParsableArguments {
         } catch {
             throw LabError("cannot write the lab's files into \(dir): \(error.localizedDescription)")
         }
-        let config = kubeconfig.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        var config = kubeconfig.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let environment = ProcessInfo.processInfo.environment
+        if config == nil, environment["KUBECONFIG"] == nil, geteuid() == 0, !(environment["SUDO_USER"] ?? "").isEmpty,
+           let location = try? KubeconfigLocation.resolve(explicitPath: nil), FileManager.default.fileExists(atPath: location.path) {
+            // Under sudo, root's kubectl would read /root/.kube/config; `labnode up` merged the
+            // cluster into the invoking user's, so that is the one the trainee means.
+            config = location.path
+        }
         let host = LocalHost(kubectlPath: kubectl, kubeconfig: config, workdir: dir)
         let facts = try await ClusterFacts.discover(host: host, workdir: dir)
         return (scenario, host, facts)
