@@ -25,7 +25,7 @@ down:
 # it does not run (controllers against etcd, exec, port-forward). Installs the peers first.
 bench:
 	scripts/setup --bench
-	.build/release/labnode bench --out Benchmarks/results
+	.build/release/labnode bench
 	Benchmarks/controllers.sh
 	Benchmarks/exec.sh
 	Benchmarks/portforward.sh

@@ -29,17 +29,17 @@ struct PublishedFigure {
 
     static let all = [
         PublishedFigure(id: "up-kind", after: "up-first", value: 14_200,
-                        peer: "published: kind v0.29.0 create, 14.2 s (33.0 s to an app running and DNS answering; time-to-k8s, GitHub runner)"),
+                        peer: "published: kind v0.29.0 create command (time-to-k8s on a GitHub runner; 33.0 s to an app running and DNS answering)"),
         PublishedFigure(id: "up-k3d", after: "up-first", value: 12_600,
-                        peer: "published: k3d v5.8.3 (k3s in Docker) create, 12.6 s (19.9 s total; time-to-k8s)"),
+                        peer: "published: k3d v5.8.3 (k3s in Docker) create command (time-to-k8s; 19.9 s in all)"),
         PublishedFigure(id: "up-minikube", after: "up-first", value: 21_100,
-                        peer: "published: minikube v1.36.0 start, 21.1 s (50.8 s total; time-to-k8s)"),
+                        peer: "published: minikube v1.36.0 start command (time-to-k8s; 50.8 s in all)"),
         PublishedFigure(id: "idle-k3s", after: "idle-cluster", value: 500,
-                        peer: "published: k3s server idle, ~500 MB as users report (k3s#2278, #3536)"),
+                        peer: "published: k3s server idle, as users report it (k3s#2278, #3536)"),
         PublishedFigure(id: "idle-minikube", after: "idle-cluster", value: 1800,
-                        peer: "published: minikube refuses a node with less than 1,800 MiB"),
+                        peer: "published: the least memory minikube accepts for its node"),
         PublishedFigure(id: "idle-kind", after: "idle-cluster", value: nil,
-                        peer: "published: kind has no sizing figure (kind#485, open since 2019)"),
+                        peer: "published: none, kind has no sizing figure (kind#485, open since 2019)"),
     ]
 
     init(id: String, after: String, value: Double?, peer: String) {
@@ -128,9 +128,11 @@ struct BenchReport: Codable, Sendable {
         var md = """
         # labnode beside its peers (\(date)\(quick ? ", --quick: a smoke test, not figures to quote" : ""))
 
-        \(host); labnode \(labnode). Every peer ran on the same machine in the same run, inside network
-        namespaces the benchmark created, except the rows marked "published" (the peers' own figures,
-        for reference). A ratio below 1 is better for times and memory, above 1 for rates.
+        Every peer ran on the same machine in the same run, inside network namespaces the benchmark
+        created, except the rows marked "published" (the peers' own figures, for reference). A ratio
+        below 1 is better for times and memory, above 1 for rates.
+
+        Machine: \(host). labnode: \(labnode).
 
         | figure | labnode | peer | ratio labnode/peer |
         |---|---|---|---|

@@ -15,8 +15,8 @@ struct BenchRun: AsyncParsableCommand {
 
     @Flag(help: "Short runs and smaller sizes, under 2 minutes: a smoke test, not figures to quote.")
     var quick = false
-    @Option(help: "Where to write bench.json, bench.md, pod-start.png and each script's log.")
-    var out = "bench-results"
+    @Option(help: "Where to write bench.json, bench.md, pod-start.png and each script's log (default: Benchmarks/results, beside the scripts' own tables).")
+    var out: String?
     @Option(help: "The Benchmarks directory of a labnode checkout (default: found from here or from this binary).")
     var scripts: String?
 
@@ -61,8 +61,8 @@ struct BenchRun: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("labnode bench: missing \(names.joined(separator: ", ")); `sudo scripts/setup --bench` installs the peers\n".utf8))
                 throw ExitCode(2)
             }
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let outDir = URL(fileURLWithPath: out).standardizedFileURL.path
+            let outDir = URL(fileURLWithPath: out ?? dir + "/results").standardizedFileURL.path
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             let rowsFile = outDir + "/rows.jsonl"
             try? FileManager.default.removeItem(atPath: rowsFile)
             let labnode = Self.selfExecutable()
