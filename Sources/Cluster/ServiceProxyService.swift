@@ -30,7 +30,7 @@ struct ServiceProxyService: Service {
         let runner: ServiceProxyRunner
         do {
             runner = try ServiceProxyRunner(settings: settings, mode: mode, bridge: "cni0", stateDirectory: config.dataDir + "/network",
-                                            client: api, logger: logger)
+                                            client: api, logger: logger, nodeIP: config.nodeIP)
         } catch {
             fail("\(error)")
             try? await gracefulShutdown()

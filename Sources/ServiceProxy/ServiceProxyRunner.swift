@@ -17,16 +17,23 @@ public final class ServiceProxyRunner: Sendable {
     let bridge: String
     /// Sysctls changed for the proxy, with their values before, for `cleanup`.
     let sysctls: SysctlJournal
+    /// `--lb-pool` addresses in use, held on the node's LAN interface; nil without a node address.
+    let lbAddresses: LoadBalancerAddresses?
     let services = Informer(Resources.services)
     let slices = Informer(Resources.endpointSlices)
 
     public enum Mode: String, Sendable { case iptables, nftables }
 
     public init(settings: ProxySettings, mode: Mode = .iptables, bridge: String, stateDirectory: String, client: any APIClient,
-                logger: Logger, run: @escaping CommandRunner = IptablesProxier.system) throws {
+                logger: Logger, nodeIP: String? = nil, addressHolder: (any AddressHolder)? = nil,
+                run: @escaping CommandRunner = IptablesProxier.system) throws {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         sysctls = try SysctlJournal(sysctl: ProcSysctl(), recordPath: stateDirectory + "/proxy-sysctls.json")
         self.settings = settings
+        lbAddresses = nodeIP.map { ip in
+            LoadBalancerAddresses(holder: addressHolder ?? LinkAddressHolder(nodeIP: ip), nodeIP: ip,
+                                  recordPath: stateDirectory + "/proxy-lb-addresses.json")
+        }
         self.bridge = bridge
         self.client = client
         self.logger = logger
@@ -57,7 +64,9 @@ public final class ServiceProxyRunner: Sendable {
                 var retry = false
                 while !Task.isCancelled {
                     do {
-                        try await self.proxier.sync(self.currentPorts())
+                        let ports = self.currentPorts()
+                        try await self.proxier.sync(ports)
+                        self.holdLoadBalancerAddresses(ports)
                         retry = false
                         if !ready {
                             ready = true
@@ -78,6 +87,15 @@ public final class ServiceProxyRunner: Sendable {
                     next.cancel()
                 }
             }
+        }
+    }
+
+    /// A LoadBalancer address from the pool must be answered for on the LAN (ARP), or no other
+    /// host can reach it; a failure here is logged and retried with the next sync.
+    func holdLoadBalancerAddresses(_ ports: [ProxyServicePort]) {
+        guard let lbAddresses else { return }
+        do { try lbAddresses.update(lbAddresses.wanted(ports)) } catch {
+            logger.warning("LoadBalancer addresses on the node's LAN", metadata: ["error": "\(error)"])
         }
     }
 
@@ -107,6 +125,9 @@ public final class ServiceProxyRunner: Sendable {
 
     /// Removes the rules and puts the sysctls back (the route goes with the bridge).
     public func cleanup() async {
+        do { try lbAddresses?.removeAll() } catch {
+            logger.warning("LoadBalancer addresses cleanup", metadata: ["error": "\(error)"])
+        }
         do { try await proxier.cleanup() } catch {
             logger.warning("service proxy cleanup", metadata: ["error": "\(error)"])
         }

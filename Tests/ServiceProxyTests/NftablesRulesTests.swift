@@ -94,3 +94,31 @@ import Testing
         #expect(tableExists.withLock { $0 } == false)
     }
 }
+
+@Suite struct LoadBalancerAddressesTests {
+    final class RecordingHolder: AddressHolder {
+        let calls = Mutex<[String]>([])
+        func add(_ address: String) throws { calls.withLock { $0.append("add \(address)") } }
+        func remove(_ address: String) throws { calls.withLock { $0.append("remove \(address)") } }
+    }
+
+    @Test func poolAddressesAreHeldWhileUsedAndRemovedAfterEvenAcrossARestart() throws {
+        let record = FileManager.default.temporaryDirectory.appendingPathComponent("lb-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: record) }
+        let holder = RecordingHolder()
+        let lb = LoadBalancerAddresses(holder: holder, nodeIP: "172.31.250.2", recordPath: record)
+        var a = ProxyServicePort(namespace: "default", name: "a", clusterIP: "10.96.0.20", port: 80)
+        a.loadBalancerIPs = ["172.31.250.100"]
+        var b = ProxyServicePort(namespace: "default", name: "b", clusterIP: "10.96.0.21", port: 80)
+        b.loadBalancerIPs = ["172.31.250.2"]  // the node's own address: nothing to add
+        try lb.update(lb.wanted([a, b]))
+        #expect(holder.calls.withLock { $0 } == ["add 172.31.250.100"])
+        // A new process (after a crash) knows what the last one added, and removes it when unused.
+        let again = LoadBalancerAddresses(holder: holder, nodeIP: "172.31.250.2", recordPath: record)
+        #expect(again.current == ["172.31.250.100"])
+        try again.update(again.wanted([b]))
+        #expect(holder.calls.withLock { $0 } == ["add 172.31.250.100", "remove 172.31.250.100"])
+        try again.removeAll()
+        #expect(holder.calls.withLock { $0 }.count == 2)
+    }
+}
