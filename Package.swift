@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
         .testTarget(name: "NetworkingTests", dependencies: ["Networking"]),
-        .testTarget(name: "ServiceProxyTests", dependencies: ["ServiceProxy", "APIMachinery"]),
+        .testTarget(name: "ServiceProxyTests", dependencies: ["ServiceProxy", "APIMachinery", "Networking"]),
         .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store", "TestSupport",
