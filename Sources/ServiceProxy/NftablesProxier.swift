@@ -50,8 +50,10 @@ public actor NftablesProxier: ProxyBackend {
         lastPorts = seen
     }
 
+    /// Asks for one small chain, not the table: listing a 10,000-service table on every idle
+    /// resync would print all of it.
     func tablePresent() -> Bool {
-        (try? run(["nft", "list", "table", "ip", NftablesRules.table], nil))?.status == 0
+        (try? run(["nft", "list", "chain", "ip", NftablesRules.table, "mark-for-masquerade"], nil))?.status == 0
     }
 
     public func cleanup() throws {

@@ -23,17 +23,8 @@ struct NftablesProxyIntegrationTests {
         #expect(!iptables.contains("KUBE-"), "iptables rules left from the iptables run: \(iptables)")
         #expect(try c.inNetns(["curl", "-s", "-m", "2", "http://127.0.0.1:10249/proxyMode"]).out == "nftables")
 
-        _ = try c.kubectl(nil, ["create", "deployment", "echo", "--image=busybox", "--replicas=3", "--",
-                                "sh", "-c", "hostname > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"])
-        _ = try c.kubectl(nil, ["expose", "deployment", "echo", "--port=80", "--target-port=8080", "--type=NodePort"])
-        _ = try c.kubectl(nil, ["run", "client", "--image=busybox", "--", "sleep", "3600"])
-        #expect(NodeAgentIntegrationTests.eventually(60) {
-            (try? c.kubectl(nil, ["get", "endpointslices", "-l", "kubernetes.io/service-name=echo",
-                                  "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"]))?.out.split(separator: " ").count == 3
-        })
-        #expect(NodeAgentIntegrationTests.eventually { NodeAgentIntegrationTests.jsonpath(c, "client", "{.status.phase}") == "Running" })
-        let ip = try c.kubectl(nil, ["get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}"]).out
-        let nodePort = try c.kubectl(nil, ["get", "svc", "echo", "-o", "jsonpath={.spec.ports[0].nodePort}"]).out
+        let echo = try EchoService.create(c)
+        let ip = echo.ip
 
         // kube-proxy's table: the map element and a numgen choice over three endpoint chains.
         #expect(NodeAgentIntegrationTests.eventually(5) {
@@ -42,25 +33,10 @@ struct NftablesProxyIntegrationTests {
         let table = try c.inNetns(["nft", "list", "table", "ip", "kube-proxy"]).out
         #expect(table.contains("\(ip) . tcp . 80 : goto service-") && table.contains("-default/echo/tcp/"), "\(table)")
 
-        let spread = try c.inNetns(["sh", "-c", "for i in $(seq 300); do curl -s -m 2 http://\(ip)/; done | sort | uniq -c"]).out
-        let counts = spread.split(separator: "\n").compactMap { Int($0.split(separator: " ").first ?? "") }
-        #expect(counts.count == 3 && counts.reduce(0, +) == 300, "\(spread)")
-        #expect(counts.allSatisfy { abs($0 - 100) <= 30 }, "\(spread)")
-        let viaNodePort = try c.inNetns(["curl", "-s", "-m", "2", "http://\(c.nodeIP):\(nodePort)/"])
-        #expect(viaNodePort.out.hasPrefix("echo-"), "\(viaNodePort)")
-        let fromPod = try c.kubectl(nil, ["exec", "client", "--", "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 \(ip) 80"])
-        #expect(fromPod.out.contains("echo-"), "\(fromPod)")
-        let pods = try c.kubectl(nil, ["get", "pods", "-l", "app=echo", "-o", "jsonpath={.items[*].metadata.name}"]).out.split(separator: " ")
-        let hairpin = try c.kubectl(nil, ["exec", String(pods.first ?? ""), "--", "sh", "-c",
-                                          "for i in 1 2 3 4 5 6; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 \(ip) 80 | tail -1; done"])
-        #expect(hairpin.out.split(separator: "\n").filter { $0.hasPrefix("echo-") }.count == 6, "\(hairpin)")
-
-        _ = try c.kubectl(nil, ["patch", "svc", "echo", "-p", #"{"spec":{"sessionAffinity":"ClientIP"}}"#])
-        #expect(NodeAgentIntegrationTests.eventually(5) {
+        try echo.expectSpreadNodePortPodAndHairpin(c)
+        try echo.expectAffinity(c) {
             ((try? c.inNetns(["nft", "list", "table", "ip", "kube-proxy"]).out) ?? "").contains("update @affinity-")
-        })
-        let sticky = try c.inNetns(["sh", "-c", "for i in $(seq 20); do curl -s -m 2 http://\(ip)/; done | sort | uniq -c"]).out
-        #expect(sticky.split(separator: "\n").count == 1 && sticky.contains("20 "), "\(sticky)")
+        }
 
         _ = try c.kubectl(nil, ["create", "service", "clusterip", "empty", "--tcp=80"])
         let empty = try c.kubectl(nil, ["get", "svc", "empty", "-o", "jsonpath={.spec.clusterIP}"]).out

@@ -80,7 +80,7 @@ import Testing
             calls.withLock { $0.append(args.joined(separator: " ")) }
             switch args.joined(separator: " ") {
             case "nft -f -": tableExists.withLock { $0 = true }; return (0, "")
-            case "nft list table ip kube-proxy": return (tableExists.withLock { $0 } ? 0 : 1, "")
+            case "nft list chain ip kube-proxy mark-for-masquerade": return (tableExists.withLock { $0 } ? 0 : 1, "")
             case "nft delete table ip kube-proxy": tableExists.withLock { $0 = false }; return (0, "")
             default: return (0, "")
             }
