@@ -116,7 +116,7 @@ public final class DNSServer: Sendable {
         }
         dispatchers = byKey.mapValues { chains in
             // A chain serves only its own keys' zones on this port.
-            DNSDispatcher(chains: chains)
+            DNSDispatcher(chains: chains, accepting: false)
         }
     }
 
@@ -155,6 +155,7 @@ public final class DNSServer: Sendable {
                     contexts.append((chain, context))
                 }
             }
+            for dispatcher in dispatchers.values { dispatcher.open() }
             for (chain, context) in contexts {
                 for plugin in chain.plugins { plugin.serverStarted(context) }
             }

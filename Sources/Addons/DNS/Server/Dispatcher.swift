@@ -1,3 +1,4 @@
+import Synchronization
 import NIOCore
 
 /// A plugin that wants to see every answer as written (size on the wire, time taken): log
@@ -26,8 +27,17 @@ public final class ServerBlockChain: Sendable {
 /// longest suffix of the name, then truncation to what the asker can take.
 public final class DNSDispatcher: Sendable {
     let blocks: [(zone: DNSName, chain: ServerBlockChain)]
+    /// Closed while the server's plugins start: the listener must be bound first (forward and
+    /// loop need its address), but a query answered before the kubernetes plugin has synced
+    /// would get SERVFAIL, seen right after a Corefile reload. CoreDNS opens its listeners only
+    /// after startup; a query that arrives earlier goes unanswered and the client retries.
+    let accepting: Atomic<Bool>
 
-    public init(chains: [ServerBlockChain]) {
+    func open() { accepting.store(true, ordering: .releasing) }
+
+    /// `accepting: false` until `open()`: how DNSServer makes one; tests call handle directly.
+    public init(chains: [ServerBlockChain], accepting: Bool = true) {
+        self.accepting = Atomic(accepting)
         var entries: [(zone: DNSName, chain: ServerBlockChain)] = []
         for chain in chains { for zone in chain.zones { entries.append((zone, chain)) } }
         // Longest zone first, so the most specific block wins.
@@ -54,6 +64,7 @@ public final class DNSDispatcher: Sendable {
 
     public func handle(_ bytes: [UInt8], remote: SocketAddress?, transport: DNSTransport,
                        eventLoop: any EventLoop) -> Outcome {
+        guard accepting.load(ordering: .acquiring) else { return .silent }
         let received = ContinuousClock.now
         let message: DNSMessage
         do {
