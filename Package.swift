@@ -79,12 +79,14 @@ let package = Package(
         .systemLibrary(name: "CCap", path: "Sources/CCap"),
         // zlib (zlib1g-dev) for SPDY/3 header blocks.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // libnftables (libnftables-dev) for the nftables proxy's incremental updates.
+        .systemLibrary(name: "CNftables", path: "Sources/CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         // The little C that Swift cannot do safely (raw syscalls, prctl).
         .target(name: "CShims"),
         .target(
             name: "ServiceProxy",
             dependencies: [
-                "APIMachinery", "Controllers", "Networking",
+                "APIMachinery", "Controllers", "Networking", "CNftables",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
