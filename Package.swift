@@ -89,6 +89,9 @@ let package = Package(
                 "APIMachinery", "Controllers", "Networking", "CNftables",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // The userspace mode's listeners and splices.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["README.md"]
         ),
