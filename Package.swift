@@ -171,7 +171,10 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
         .testTarget(name: "NetworkingTests", dependencies: ["Networking"]),
-        .testTarget(name: "ServiceProxyTests", dependencies: ["ServiceProxy", "APIMachinery", "Networking"]),
+        .testTarget(name: "ServiceProxyTests", dependencies: [
+            "ServiceProxy", "APIMachinery", "Networking",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store", "TestSupport",
