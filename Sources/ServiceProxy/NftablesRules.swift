@@ -37,69 +37,18 @@ public struct NftablesRules: Sendable {
                              "\tcomment \"rules for kube-proxy\""]
         let mark = settings.masqueradeMark
         var clusterIPs = Set<String>()
-        var serviceIPs: [String] = []
-        var nodePorts: [String] = []
-        var noEndpointServices: [String] = []
-        var noEndpointNodePorts: [String] = []
+        var elements: [String: [String]] = [:]
         var affinitySets: [String] = []
         var chains: [(String, [String])] = []
-
         for sp in ports {
-            let tuple = "\(sp.proto) . \(sp.port)"
-            let external = Self.isExternal(sp)
             if let ip = sp.clusterIP { clusterIPs.insert(ip) }
-            guard sp.hasEndpoints else {
-                if let ip = sp.clusterIP { noEndpointServices.append("\(ip) . \(tuple) : goto reject-chain") }
-                for ip in sp.externalIPs + sp.loadBalancerIPs { noEndpointServices.append("\(ip) . \(tuple) : goto reject-chain") }
-                if let np = sp.nodePort { noEndpointNodePorts.append("\(sp.proto) . \(np) : goto reject-chain") }
-                continue
-            }
-            if let ip = sp.clusterIP { serviceIPs.append("\(ip) . \(tuple) : goto \(Self.q(Self.serviceChain(sp)))") }
-            for ip in sp.externalIPs + sp.loadBalancerIPs {
-                serviceIPs.append("\(ip) . \(tuple) : goto \(Self.q(Self.externalChain(sp)))")
-            }
-            if let np = sp.nodePort { nodePorts.append("\(sp.proto) . \(np) : goto \(Self.q(Self.externalChain(sp)))") }
-
-            // The service chain: traffic from outside the pod range to the cluster IP is
-            // masqueraded, then affinity, then a random endpoint.
-            let endpoints = sp.clusterEndpoints
-            var service: [String] = []
-            if let ip = sp.clusterIP {
-                service.append("ip daddr \(ip) \(sp.proto) dport \(sp.port) ip saddr != \(settings.clusterCIDR) jump mark-for-masquerade")
-            }
-            service += pick(sp, endpoints)
-            chains.append((Self.serviceChain(sp), service))
-
-            if external {
-                var ext: [String] = []
-                if sp.externalPolicyLocal {
-                    // Pods and the node itself still reach every endpoint; others only local ones, unmasqueraded.
-                    ext.append("ip saddr \(settings.clusterCIDR) goto \(Self.q(Self.serviceChain(sp)))")
-                    ext.append("fib saddr type local jump mark-for-masquerade")
-                    ext.append("fib saddr type local goto \(Self.q(Self.serviceChain(sp)))")
-                    ext.append("goto \(Self.q(Self.localChain(sp)))")
-                    let local = sp.localEndpoints(node: settings.nodeName)
-                    chains.append((Self.localChain(sp), local.isEmpty ? ["drop comment \"no local endpoints\""] : pick(sp, local)))
-                } else {
-                    ext.append("jump mark-for-masquerade")
-                    ext.append("goto \(Self.q(Self.serviceChain(sp)))")
-                }
-                chains.append((Self.externalChain(sp), ext))
-            }
-
-            // One chain per endpoint any of the choices above can go to.
-            var seen = Set<String>()
-            let targets = endpoints + (sp.externalPolicyLocal ? sp.localEndpoints(node: settings.nodeName) : [])
-            for e in targets where seen.insert(e.address).inserted {
-                var rules = ["ip saddr \(e.ip) jump mark-for-masquerade"]
-                if let seconds = sp.affinitySeconds {
-                    affinitySets.append("\tset \(Self.q(Self.affinitySet(sp, e))) {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout \(seconds)s\n\t}")
-                    rules.append("update @\(Self.q(Self.affinitySet(sp, e))) { ip saddr }")
-                }
-                rules.append("meta l4proto \(sp.proto) dnat to \(e.ip):\(e.port)")
-                chains.append((Self.endpointChain(sp, e), rules))
-            }
+            let parts = self.parts(sp)
+            for e in parts.elements { elements[e.map, default: []].append(e.element) }
+            affinitySets += parts.affinitySets.map { "\tset \(Self.q($0.name)) {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout \($0.seconds)s\n\t}" }
+            chains += parts.chains.map { ($0.name, $0.rules) }
         }
+        let serviceIPs = elements["service-ips"] ?? [], nodePorts = elements["service-nodeports"] ?? []
+        let noEndpointServices = elements["no-endpoint-services"] ?? [], noEndpointNodePorts = elements["no-endpoint-nodeports"] ?? []
 
         out.append(Self.set("cluster-ips", type: "ipv4_addr", comment: "Active ClusterIPs", elements: clusterIPs.sorted()))
         out.append(Self.map("service-ips", type: "ipv4_addr . inet_proto . inet_service : verdict",
@@ -145,6 +94,93 @@ public struct NftablesRules: Sendable {
         }
         out.append("}")
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// One map or set element of the table, as nft writes it (`10.96.0.10 . tcp . 53 : goto service-...`).
+    public struct Element: Hashable, Sendable {
+        public var map: String
+        public var element: String
+    }
+
+    public struct Chain: Equatable, Sendable {
+        public var name: String
+        public var rules: [String]
+    }
+
+    public struct AffinitySet: Hashable, Sendable {
+        public var name: String
+        public var seconds: Int
+    }
+
+    /// Everything one service port owns in the table: its map elements, its chains (in the
+    /// order a single transaction may create them: a chain before any chain jumping to it)
+    /// and its affinity sets. The full render and the delta are both built from this, so they
+    /// cannot disagree.
+    public struct PortParts: Equatable, Sendable {
+        public var elements: [Element] = []
+        public var chains: [Chain] = []
+        public var affinitySets: [AffinitySet] = []
+    }
+
+    public func parts(_ sp: ProxyServicePort) -> PortParts {
+        var parts = PortParts()
+        let tuple = "\(sp.proto) . \(sp.port)"
+        guard sp.hasEndpoints else {
+            if let ip = sp.clusterIP { parts.elements.append(Element(map: "no-endpoint-services", element: "\(ip) . \(tuple) : goto reject-chain")) }
+            for ip in sp.externalIPs + sp.loadBalancerIPs {
+                parts.elements.append(Element(map: "no-endpoint-services", element: "\(ip) . \(tuple) : goto reject-chain"))
+            }
+            if let np = sp.nodePort { parts.elements.append(Element(map: "no-endpoint-nodeports", element: "\(sp.proto) . \(np) : goto reject-chain")) }
+            return parts
+        }
+        if let ip = sp.clusterIP { parts.elements.append(Element(map: "service-ips", element: "\(ip) . \(tuple) : goto \(Self.q(Self.serviceChain(sp)))")) }
+        for ip in sp.externalIPs + sp.loadBalancerIPs {
+            parts.elements.append(Element(map: "service-ips", element: "\(ip) . \(tuple) : goto \(Self.q(Self.externalChain(sp)))"))
+        }
+        if let np = sp.nodePort {
+            parts.elements.append(Element(map: "service-nodeports", element: "\(sp.proto) . \(np) : goto \(Self.q(Self.externalChain(sp)))"))
+        }
+
+        // One chain per endpoint any of the choices below can go to.
+        let endpoints = sp.clusterEndpoints
+        var seen = Set<String>()
+        let targets = endpoints + (sp.externalPolicyLocal ? sp.localEndpoints(node: settings.nodeName) : [])
+        for e in targets where seen.insert(e.address).inserted {
+            var rules = ["ip saddr \(e.ip) jump mark-for-masquerade"]
+            if let seconds = sp.affinitySeconds {
+                parts.affinitySets.append(AffinitySet(name: Self.affinitySet(sp, e), seconds: seconds))
+                rules.append("update @\(Self.q(Self.affinitySet(sp, e))) { ip saddr }")
+            }
+            rules.append("meta l4proto \(sp.proto) dnat to \(e.ip):\(e.port)")
+            parts.chains.append(Chain(name: Self.endpointChain(sp, e), rules: rules))
+        }
+
+        // The service chain: traffic from outside the pod range to the cluster IP is
+        // masqueraded, then affinity, then a random endpoint.
+        var service: [String] = []
+        if let ip = sp.clusterIP {
+            service.append("ip daddr \(ip) \(sp.proto) dport \(sp.port) ip saddr != \(settings.clusterCIDR) jump mark-for-masquerade")
+        }
+        service += pick(sp, endpoints)
+        parts.chains.append(Chain(name: Self.serviceChain(sp), rules: service))
+
+        if Self.isExternal(sp) {
+            var ext: [String] = []
+            if sp.externalPolicyLocal {
+                // Pods and the node itself still reach every endpoint; others only local ones, unmasqueraded.
+                ext.append("ip saddr \(settings.clusterCIDR) goto \(Self.q(Self.serviceChain(sp)))")
+                ext.append("fib saddr type local jump mark-for-masquerade")
+                ext.append("fib saddr type local goto \(Self.q(Self.serviceChain(sp)))")
+                ext.append("goto \(Self.q(Self.localChain(sp)))")
+                let local = sp.localEndpoints(node: settings.nodeName)
+                parts.chains.append(Chain(name: Self.localChain(sp), rules: local.isEmpty ? ["drop comment \"no local endpoints\""] : pick(sp, local)))
+            } else {
+                ext.append("jump mark-for-masquerade")
+                ext.append("goto \(Self.q(Self.serviceChain(sp)))")
+            }
+            parts.chains.append(Chain(name: Self.externalChain(sp), rules: ext))
+        }
+        return parts
     }
 
     /// Affinity first (a client seen recently goes back to its endpoint), then one
