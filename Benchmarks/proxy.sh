@@ -3,7 +3,8 @@
 # services x 3 endpoints, then one endpoint change (a partial sync), against the kernel tools
 # loading the very text the proxier wrote, from a file, same run: `iptables-restore --noflush`
 # (what the proxier runs) and, when nft is installed, `nft -f` of the same rules translated by
-# iptables-restore-translate.
+# iptables-restore-translate. Then the nftables mode: labnode's full sync and one endpoint change
+# (a delta) against the nft CLI given the same table and delta from files.
 #
 #   Benchmarks/proxy.sh [--quick]      (root; LABNODE=path/to/labnode; SIZES="1000 10000")
 #
@@ -61,6 +62,23 @@ for n in $SIZES; do
         in_ns nft flush ruleset
         row "proxy-full-$n-nft" "proxy full sync, $n services x 3 endpoints" "$full" ms "\`nft -f\` of the same rules (iptables-restore-translate)" "$nft_full"
         echo "| $n full sync | $rules | $full ms | nft -f (translated): $nft_full ms | $(awk -v a="$full" -v b="$nft_full" 'BEGIN{printf "%.2f", a/b}') |" >> Benchmarks/results/proxy.md
+    fi
+
+    # The nftables mode (issue 6): labnode's proxier replaces the whole ip kube-proxy table by one
+    # `nft -f`, then sends each change as a delta in-process (libnftables + nf_tables netlink);
+    # the peer is the nft CLI given the same texts from files (the table, then the same delta).
+    if command -v nft >/dev/null; then
+        result=$(in_ns "$LABNODE" bench proxy-sync --mode nftables --services "$n" --endpoints 3 \
+            --rules-file "$WORK/table.nft" --change-file "$WORK/delta.nft")
+        tfull=$(field "$result" full_sync_ms)
+        tone=$(field "$result" one_change_ms)
+        t0=$(date +%s%N); in_ns nft -f "$WORK/table.nft"; cli_full=$(elapsed_ms "$t0")
+        t0=$(date +%s%N); in_ns nft -f "$WORK/delta.nft"; cli_one=$(elapsed_ms "$t0")
+        in_ns nft delete table ip kube-proxy
+        row "proxy-nft-full-$n" "nftables proxy full sync, $n services x 3 endpoints" "$tfull" ms "\`nft -f\` of the same table from a file" "$cli_full"
+        row "proxy-nft-change-$n" "nftables proxy one endpoint change at $n services" "$tone" ms "the \`nft\` CLI applying the same delta from a file" "$cli_one"
+        echo "| $n nftables full sync | | $tfull ms | nft -f of the same table: $cli_full ms | $(awk -v a="$tfull" -v b="$cli_full" 'BEGIN{printf "%.2f", a/b}') |" >> Benchmarks/results/proxy.md
+        echo "| $n nftables one endpoint change | | $tone ms | nft CLI, same delta: $cli_one ms | $(awk -v a="$tone" -v b="$cli_one" 'BEGIN{printf "%.2f", a/b}') |" >> Benchmarks/results/proxy.md
     fi
 done
 cat Benchmarks/results/proxy.md

@@ -41,6 +41,12 @@ public actor NftablesProxier: ProxyBackend {
         self.logger = logger
     }
 
+    /// Whether later syncs go through the delta path (the kernel's table is the one we wrote).
+    public var appliesDeltas: Bool {
+        if case .synced(let handle) = state { return handle != nil }
+        return false
+    }
+
     func deltaWriter() -> (any NftablesDeltaWriter)? {
         if let writer { return writer }
         do {

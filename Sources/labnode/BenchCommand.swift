@@ -26,6 +26,7 @@ struct ProxySyncBench: AsyncParsableCommand {
 
     @Option(help: "Services to program.") var services = 10_000
     @Option(help: "Endpoints per service.") var endpoints = 3
+    @Option(help: "iptables, or nftables (then the files get `nft -f` input: the full table, and the first change as a delta).") var mode = "iptables"
     @Option(help: "Where to write the full sync's iptables-restore input, for timing the peer on the same text.") var rulesFile: String?
     @Option(help: "Where to write the one-change sync's iptables-restore input.") var changeFile: String?
 
@@ -42,6 +43,7 @@ struct ProxySyncBench: AsyncParsableCommand {
                                      return ProxyEndpoint(ip: "10.244.\(n / 250 % 250).\(n % 250 + 1)", port: 8080)
                                  })
             }
+            if mode == "nftables" { return try await nftables(settings: settings, ports: ports) }
             // The texts the proxier hands to iptables-restore, so the peer loads exactly them.
             let restored = RestoreInputs()
             let proxier = IptablesProxier(settings: settings, run: { arguments, stdin in
@@ -79,5 +81,33 @@ struct ProxySyncBench: AsyncParsableCommand {
             var other = stat()
             return stat("/run/netns/" + name, &other) == 0 && other.st_ino == mine.st_ino && other.st_dev == mine.st_dev
         }
+    }
+}
+
+extension ProxySyncBench {
+    /// `--mode nftables`: the full sync (one `nft -f` of the whole table), then one endpoint
+    /// change five times (different services) through the proxier's delta path.
+    func nftables(settings: ProxySettings, ports initial: [ProxyServicePort]) async throws {
+        var ports = initial
+        let proxier = NftablesProxier(settings: settings, logger: Logger(label: "bench"))
+        let rules = NftablesRules(settings: settings)
+        let clock = ContinuousClock()
+        let full = try await clock.measure { try await proxier.sync(ports) }
+        let deltas = await proxier.appliesDeltas
+        var changes: [Duration] = []
+        var changeText = ""
+        for k in 0..<5 {
+            let before = Dictionary(ports.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            ports[(services / 2 + k * 7) % services].endpoints[0].ip = "10.245.0.\(k + 1)"
+            changes.append(try await clock.measure { try await proxier.sync(ports) })
+            // The first change applies to the full text: the peer replays exactly that.
+            if k == 0 { changeText = rules.delta(old: before, new: ports).text }
+        }
+        try await proxier.cleanup()
+        if let rulesFile { try rules.render(initial).write(toFile: rulesFile, atomically: true, encoding: .utf8) }
+        if let changeFile { try changeText.write(toFile: changeFile, atomically: true, encoding: .utf8) }
+        func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
+        let median = changes.sorted()[changes.count / 2]
+        print("{\"services\": \(services), \"endpoints\": \(endpoints), \"mode\": \"nftables\", \"deltas\": \(deltas), \"full_sync_ms\": \(ms(full)), \"one_change_ms\": \(ms(median)), \"one_change_samples_ms\": [\(changes.map(ms).joined(separator: ", "))]}")
     }
 }
