@@ -21,6 +21,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
     /// `--resolv-conf` (the kubelet's flag): the resolver file pods with dnsPolicy Default get,
     /// and so the DNS add-on's upstreams. Nil: detected (`effectiveResolvConf`).
     public var resolvConf: String?
+    /// `--localhost-nodeports`: NodePorts answer on 127.0.0.1 too (iptables mode; sets
+    /// route_localnet). Nil or false: off, as the proxy spec wants it opt-in.
+    public var localhostNodePorts: Bool?
 
     public static let defaultDataDir = "/var/lib/labnode"
     public static let addons = ["dns"]
@@ -156,6 +159,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         }
         if proxyMode == "nftables", !["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].contains(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
             throw ClusterError.config("--proxy-mode nftables needs the nft command (apt-get install nftables)")
+        }
+        if localhostNodePorts == true, proxyMode != "iptables" {
+            throw ClusterError.config("--localhost-nodeports works only with --proxy-mode iptables (kube-proxy's \(proxyMode) mode has no localhost NodePorts)")
         }
         for address in try loadBalancerAddresses() {
             guard let ip = try? IPv4Address(parsing: address) else { continue }

@@ -20,6 +20,7 @@ public enum Lifecycle {
         /// `--disable dns`: add-ons to leave out (an empty list turns all back on).
         public var disabledAddons: [String]?
         public var resolvConf: String?
+        public var localhostNodePorts: Bool?
 
         public init() {}
 
@@ -34,6 +35,7 @@ public enum Lifecycle {
             if let v = loadBalancerPool { c.loadBalancerPool = v.isEmpty ? nil : v }
             if let v = disabledAddons { c.disabledAddons = v.filter { !$0.isEmpty } }
             if let v = resolvConf { c.resolvConf = v.isEmpty ? nil : v }
+            if let v = localhostNodePorts { c.localhostNodePorts = v }
         }
     }
 

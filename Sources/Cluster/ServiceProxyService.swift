@@ -19,14 +19,14 @@ struct ServiceProxyService: Service {
             return
         }
         guard let mode = ServiceProxyRunner.Mode(rawValue: config.proxyMode) else {
-            // The userspace mode does not exist yet; say so rather than pretend.
-            progress.ready("kube-proxy", "not running: --proxy-mode \(config.proxyMode) is not implemented yet (use iptables or nftables)")
-            progress.finish()
+            // ClusterConfig.validate refuses other modes; this is only a safety net.
+            fail("--proxy-mode \(config.proxyMode) cannot run here")
             try? await gracefulShutdown()
             return
         }
-        let settings = ProxySettings(nodeName: config.nodeName, clusterCIDR: config.clusterCIDR,
+        var settings = ProxySettings(nodeName: config.nodeName, clusterCIDR: config.clusterCIDR,
                                      serviceCIDR: config.serviceClusterIPRange)
+        settings.localhostNodePorts = config.localhostNodePorts ?? false
         let runner: ServiceProxyRunner
         do {
             runner = try ServiceProxyRunner(settings: settings, mode: mode, bridge: "cni0", stateDirectory: config.dataDir + "/network",

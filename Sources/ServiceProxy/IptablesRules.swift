@@ -8,6 +8,10 @@ public struct ProxySettings: Equatable, Sendable {
     public var serviceCIDR: String
     /// kube-proxy's masquerade mark, bit 14.
     public var masqueradeMark = "0x4000"
+    /// NodePorts on 127.0.0.1 too (iptables mode only; needs `route_localnet=1`). Opt-in:
+    /// route_localnet opens the node's loopback range to its neighbours (CVE-2020-8558),
+    /// which the KUBE-FIREWALL drop rule closes again.
+    public var localhostNodePorts = false
 
     public init(nodeName: String, clusterCIDR: String, serviceCIDR: String) {
         self.nodeName = nodeName
@@ -26,7 +30,7 @@ public struct IptablesRules: Sendable {
     public init(settings: ProxySettings) { self.settings = settings }
 
     /// Top-level chains, rewritten on every sync.
-    public static let filterChains = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"]
+    public static let filterChains = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL", "KUBE-FIREWALL"]
     public static let natChains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"]
 
     /// Where the built-in chains jump into ours: (table, chain, rule arguments), each inserted
@@ -41,6 +45,9 @@ public struct IptablesRules: Sendable {
         ("filter", "INPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes load balancer firewall", "-j", "KUBE-PROXY-FIREWALL"]),
         ("filter", "OUTPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes load balancer firewall", "-j", "KUBE-PROXY-FIREWALL"]),
         ("filter", "FORWARD", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "kubernetes load balancer firewall", "-j", "KUBE-PROXY-FIREWALL"]),
+        // The martian drop lives in KUBE-FIREWALL, which kubelet owns on a real node.
+        ("filter", "INPUT", ["-j", "KUBE-FIREWALL"]),
+        ("filter", "OUTPUT", ["-j", "KUBE-FIREWALL"]),
         ("nat", "OUTPUT", ["-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]),
         ("nat", "PREROUTING", ["-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]),
         ("nat", "POSTROUTING", ["-m", "comment", "--comment", "kubernetes postrouting rules", "-j", "KUBE-POSTROUTING"]),
@@ -110,6 +117,11 @@ public struct IptablesRules: Sendable {
         }
         // Anything still addressed to the service range was not a service: refuse it here
         // rather than route it on (the nftables mode's cluster-ips check, for iptables).
+        // With route_localnet a neighbour could reach services bound to 127.0.0.1 by sending
+        // to it from outside: only loopback sources and DNATed flows may use 127/8. Always
+        // written, so route_localnet is never on without it.
+        filter.append(rule("KUBE-FIREWALL", comment("block incoming localnet connections")
+                           + ["-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP"]))
         filter.append(rule("KUBE-SERVICES", comment("unallocated service address") + ["-d", settings.serviceCIDR, "-j", "REJECT"]))
         filter.append(rule("KUBE-FORWARD", ["-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]))
         filter.append(rule("KUBE-FORWARD", comment("kubernetes forwarding rules") + ["-m", "mark", "--mark", "\(mark)/\(mark)", "-j", "ACCEPT"]))
@@ -122,9 +134,11 @@ public struct IptablesRules: Sendable {
         nat.append(rule("KUBE-MARK-MASQ", ["-j", "MARK", "--or-mark", mark]))
         nat += natServices
         nat += natNodePorts
-        // Last: anything for a local address may be a NodePort.
+        // Last: anything for a local address may be a NodePort (127/8 only when localhost
+        // NodePorts are on).
+        let loopback = settings.localhostNodePorts ? [] : ["!", "-d", "127.0.0.0/8"]
         nat.append(rule("KUBE-SERVICES", comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain")
-                        + ["-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", "127.0.0.0/8", "-j", "KUBE-NODEPORTS"]))
+                        + ["-m", "addrtype", "--dst-type", "LOCAL"] + loopback + ["-j", "KUBE-NODEPORTS"]))
 
         var chains: [String: [String]] = [:]
         for line in filter { chains["filter/" + Self.chainOf(line), default: []].append(line) }

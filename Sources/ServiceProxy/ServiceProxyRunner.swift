@@ -9,9 +9,10 @@ import Networking
 /// in one sync; a sync that fails is retried.
 public final class ServiceProxyRunner: Sendable {
     let settings: ProxySettings
+    let mode: Mode
     let proxier: any ProxyBackend
-    /// The other mode's proxier, to remove what an earlier run in that mode left.
-    let other: any ProxyBackend
+    /// The other modes' proxiers, to remove what an earlier run in another mode left.
+    let others: [any ProxyBackend]
     let client: any APIClient
     let logger: Logger
     let bridge: String
@@ -22,10 +23,11 @@ public final class ServiceProxyRunner: Sendable {
     let services = Informer(Resources.services)
     let slices = Informer(Resources.endpointSlices)
 
-    public enum Mode: String, Sendable { case iptables, nftables }
+    public enum Mode: String, Sendable { case iptables, nftables, userspace }
 
     public init(settings: ProxySettings, mode: Mode = .iptables, bridge: String, stateDirectory: String, client: any APIClient,
                 logger: Logger, nodeIP: String? = nil, addressHolder: (any AddressHolder)? = nil,
+                serviceAddresses: (any ServiceAddressLink)? = nil,
                 run: @escaping CommandRunner = IptablesProxier.system) throws {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         sysctls = try SysctlJournal(sysctl: ProcSysctl(), recordPath: stateDirectory + "/proxy-sysctls.json")
@@ -37,9 +39,14 @@ public final class ServiceProxyRunner: Sendable {
         self.bridge = bridge
         self.client = client
         self.logger = logger
-        let iptables = IptablesProxier(settings: settings, run: run, logger: logger)
-        let nftables = NftablesProxier(settings: settings, run: run, logger: logger)
-        (proxier, other) = mode == .iptables ? (iptables, nftables) : (nftables, iptables)
+        let all: [Mode: any ProxyBackend] = [
+            .iptables: IptablesProxier(settings: settings, run: run, logger: logger),
+            .nftables: NftablesProxier(settings: settings, run: run, logger: logger),
+            .userspace: UserspaceProxier(nodeName: settings.nodeName, logger: logger, addresses: serviceAddresses),
+        ]
+        self.mode = mode
+        proxier = all[mode] ?? IptablesProxier(settings: settings, run: run, logger: logger)
+        others = all.filter { $0.key != mode }.map(\.value)
     }
 
     /// Readies the node (sysctls, the route to the service range), then syncs until cancelled.
@@ -47,8 +54,10 @@ public final class ServiceProxyRunner: Sendable {
     public func run(onReady: @escaping @Sendable () -> Void) async throws {
         try prepareNode()
         // Switching modes between runs leaves no rules of the old mode behind.
-        do { try await other.cleanup() } catch {
-            logger.debug("no rules of the other proxy mode to remove", metadata: ["error": "\(error)"])
+        for other in others {
+            do { try await other.cleanup() } catch {
+                logger.debug("nothing of another proxy mode to remove", metadata: ["error": "\(error)"])
+            }
         }
         let (changes, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         services.onChange { _ in signal.yield() }
@@ -65,8 +74,9 @@ public final class ServiceProxyRunner: Sendable {
                 while !Task.isCancelled {
                     do {
                         let ports = self.currentPorts()
-                        try await self.proxier.sync(ports)
+                        // Addresses first: the userspace mode listens on them.
                         self.holdLoadBalancerAddresses(ports)
+                        try await self.proxier.sync(ports)
                         retry = false
                         if !ready {
                             ready = true
@@ -109,6 +119,11 @@ public final class ServiceProxyRunner: Sendable {
     func prepareNode() throws {
         try sysctls.set("net/ipv4/ip_forward", to: "1")
         try sysctls.set("net/bridge/bridge-nf-call-iptables", to: "1", required: false)
+        if settings.localhostNodePorts && mode == .iptables {
+            // A packet from 127.0.0.1 DNATed to a pod may leave through the bridge only with
+            // this; the KUBE-FIREWALL rule keeps neighbours from using 127/8 in turn.
+            try sysctls.set("net/ipv4/conf/all/route_localnet", to: "1")
+        }
         guard let cidr = IPv4.CIDR(settings.serviceCIDR) else {
             throw ServiceProxyError(message: "service range \(settings.serviceCIDR) is not an IPv4 CIDR")
         }

@@ -67,6 +67,9 @@ struct Up: AsyncParsableCommand {
     var disable: [String] = []
     @Option(name: .customLong("resolv-conf"), help: "Resolver file for pods with dnsPolicy Default and the DNS add-on's upstreams (default: /etc/resolv.conf, or systemd-resolved's real one).")
     var resolvConf: String?
+    @Flag(name: .customLong("localhost-nodeports"), inversion: .prefixedNo,
+          help: "NodePorts also on 127.0.0.1 (iptables mode; sets route_localnet with kube-proxy's martian-drop rule). Off by default.")
+    var localhostNodePorts: Bool?
     @Option(name: .customLong("progress-fd"), help: .hidden)
     var progressFD: Int32?
 
@@ -91,6 +94,7 @@ struct Up: AsyncParsableCommand {
             flags.loadBalancerPool = lbPool
             if !disable.isEmpty { flags.disabledAddons = disable }
             flags.resolvConf = resolvConf
+            flags.localhostNodePorts = localhostNodePorts
             let code = try await Lifecycle.up(dataDir: dir.dataDir, flags: flags, kubeconfig: kubeconfig, foreground: foreground)
             if code != 0 { throw ExitCode(code) }
         }
