@@ -338,3 +338,44 @@ import Testing
         _ = try IptablesTracer(text, jumps: [], localAddresses: [])
     }
 }
+
+/// Localhost NodePorts (opt-in, iptables mode only; proxy-dns-spec.md A8): 127.0.0.1:NodePort
+/// from the node works, and route_localnet, which they need, does not open the node's
+/// loopback services to its neighbours (CVE-2020-8558).
+@Suite struct IptablesLocalhostNodePortTraceTests {
+    static func tracer(localhostNodePorts: Bool) throws -> IptablesTracer {
+        var settings = IptablesTraceTests.settings
+        settings.localhostNodePorts = localhostNodePorts
+        // The runner turns route_localnet on exactly when localhost NodePorts are on.
+        return try IptablesTracer(IptablesRules(settings: settings).render([IptablesTraceTests.web(nodePort: 30080)]),
+                                  localAddresses: [IptablesTraceTests.node], routeLocalnet: localhostNodePorts)
+    }
+
+    static func packet(from source: String, to port: Int, _ origin: IptablesTracer.Origin) -> IptablesTracer.Packet {
+        .init(source: source, destination: "127.0.0.1", port: port, origin: origin)
+    }
+
+    @Test func theNodeReachesANodePortOnLoopbackMasqueraded() throws {
+        var t = try Self.tracer(localhostNodePorts: true)
+        // Masqueraded: a reply to 127.0.0.1 would never leave the pod.
+        #expect(try t.trace(Self.packet(from: "127.0.0.1", to: 30080, .node)) == IptablesTraceTests.to("10.244.0.5", masquerade: true),
+                "\(t.path)")
+        // Its own loopback services are the node's business.
+        #expect(try t.trace(Self.packet(from: "127.0.0.1", to: 10249, .node)) == .untouched, "\(t.path)")
+        // Off (the default): 127.0.0.1 is no NodePort address.
+        t = try Self.tracer(localhostNodePorts: false)
+        #expect(try t.trace(Self.packet(from: "127.0.0.1", to: 30080, .node)) == .untouched, "\(t.path)")
+    }
+
+    @Test func neighboursCannotUseTheNodesLoopback() throws {
+        var t = try Self.tracer(localhostNodePorts: true)
+        // kube-proxy's metrics port listens on 127.0.0.1:10249; with route_localnet alone a
+        // neighbour sending to 127.0.0.1 would reach it. KUBE-FIREWALL drops it.
+        #expect(try t.trace(Self.packet(from: IptablesTraceTests.client, to: 10249, .outside)) == .dropped, "\(t.path)")
+        #expect(t.path.last?.contains("-A KUBE-FIREWALL") == true, "\(t.path)")
+        // A NodePort through 127.0.0.1 is DNATed before the filter sees it, which the rule
+        // lets through as upstream's does: the same NodePort answers on the node's address.
+        #expect(try t.trace(Self.packet(from: IptablesTraceTests.client, to: 30080, .outside))
+                == IptablesTraceTests.to("10.244.0.5", masquerade: true), "\(t.path)")
+    }
+}
