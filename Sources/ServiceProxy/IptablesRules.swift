@@ -174,6 +174,17 @@ public struct IptablesRules: Sendable {
             return piece
         }
         if sp.internalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty, let ip = sp.clusterIP {
+        if sp.externalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty {
+            // Outside traffic is left un-DNATed by KUBE-EXT (pods and the node still get the
+            // cluster-wide endpoints): drop it here rather than let it reach the node itself.
+            for ip in sp.externalIPs + sp.loadBalancerIPs {
+                piece.filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
+            }
+            if let np = sp.nodePort {
+                piece.filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no local endpoints") + ["-m", "addrtype", "--dst-type", "LOCAL"]
+                                         + match + ["--dport", "\(np)", "-j", "DROP"]))
+            }
+        }
             piece.filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
         }
         let internalTarget = sp.internalPolicyLocal ? sp.localChain : sp.serviceChain
@@ -204,10 +215,15 @@ public struct IptablesRules: Sendable {
         let match = ["-m", sp.proto, "-p", sp.proto]
         let svc = sp.serviceChain
         g.declarations.append(":\(svc) - [0:0]")
-        if let ip = sp.clusterIP {
-            g.rules.append(rule(svc, comment("\(sp.key) cluster IP") + match + ["-d", ip, "--dport", "\(sp.port)", "!", "-s", settings.clusterCIDR, "-j", "KUBE-MARK-MASQ"]))
+        // Off-cluster traffic to the cluster IP is masqueraded in the chain the cluster IP
+        // jumps to (KUBE-SVL with internalTrafficPolicy Local), as upstream does.
+        let masquerade = sp.clusterIP.map { ip in
+            rule(sp.internalPolicyLocal ? sp.localChain : svc, comment("\(sp.key) cluster IP") + match
+        if !sp.internalPolicyLocal, let masquerade { g.rules.append(masquerade) }
+                 + ["-d", ip, "--dport", "\(sp.port)", "!", "-s", settings.clusterCIDR, "-j", "KUBE-MARK-MASQ"])
         }
         g.rules += dispatch(sp, chain: svc, endpoints: sp.clusterEndpoints)
+            if sp.internalPolicyLocal, let masquerade { g.rules.append(masquerade) }
         if sp.internalPolicyLocal || sp.externalPolicyLocal {
             g.declarations.append(":\(sp.localChain) - [0:0]")
             g.rules += dispatch(sp, chain: sp.localChain, endpoints: sp.localEndpoints(node: settings.nodeName))

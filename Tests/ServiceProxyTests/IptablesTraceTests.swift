@@ -203,15 +203,9 @@ import Testing
         // From the LAN there is nothing to send it to: dropped (A4, A9; upstream writes
         // "has no local endpoints" DROP rules in filter KUBE-EXTERNAL-SERVICES), so the
         // client's load balancer health check, not a refusal, steers it to another node.
-        // IptablesRules writes filter rules only for services with no endpoints at all, so
-        // the packet goes on untouched: to the node's own socket on the NodePort and
-        // LoadBalancer address (refused there, or answered by whatever listens), and routed
-        // back out for the external IP. Remove the wrapper once the renderer drops it.
-        withKnownIssue("IptablesRules: no DROP for externalTrafficPolicy=Local without local endpoints") {
-            for (address, port) in [(Self.node, 30080), (Self.lbIP, 80), (Self.externalIP, 80)] {
-                let verdict = try t.trace(Self.packet(from: Self.client, to: address, port, .outside))
-                #expect(verdict == .dropped, "\(address):\(port): path:\n\(t.path.joined(separator: "\n"))")
-            }
+        for (address, port) in [(Self.node, 30080), (Self.lbIP, 80), (Self.externalIP, 80)] {
+            let verdict = try t.trace(Self.packet(from: Self.client, to: address, port, .outside))
+            #expect(verdict == .dropped, "\(address):\(port): path:\n\(t.path.joined(separator: "\n"))")
         }
     }
 
@@ -221,13 +215,9 @@ import Testing
         var t = try Self.tracer([sp])
         let d = try t.distribution(Self.packet(from: Self.pod, to: "10.96.0.20", 80, .pod))
         #expect(Self.close(d, Self.uniform(["10.244.0.5", "10.244.0.6"])), "\(d)")
-        // Upstream masquerades off-pod sources in the policy chain, KUBE-SVL here, as in
-        // KUBE-SVC; IptablesRules writes that rule in KUBE-SVC only. Harmless on one node (a
-        // local endpoint answers through this node anyway), but not upstream's rule set.
-        withKnownIssue("IptablesRules: no off-pod masquerade rule in KUBE-SVL") {
-            let fromNode = try t.distribution(Self.packet(from: Self.node, to: "10.96.0.20", 80, .node))
-            #expect(Self.close(fromNode, Self.uniform(["10.244.0.5", "10.244.0.6"], masquerade: true)), "\(fromNode)")
-        }
+        // Upstream masquerades off-pod sources in the chain the cluster IP jumps to, KUBE-SVL here.
+        let fromNode = try t.distribution(Self.packet(from: Self.node, to: "10.96.0.20", 80, .node))
+        #expect(Self.close(fromNode, Self.uniform(["10.244.0.5", "10.244.0.6"], masquerade: true)), "\(fromNode)")
         // External traffic keeps its own (Cluster) policy.
         let external = try t.distribution(Self.packet(from: Self.client, to: Self.node, 30080, .outside))
         #expect(Self.close(external, Self.uniform(["10.244.0.5", "10.244.0.6", "10.244.1.5"], masquerade: true)), "\(external)")
