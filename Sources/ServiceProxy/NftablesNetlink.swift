@@ -91,11 +91,16 @@ enum NftablesNetlink {
         var out = attribute(1, attribute(1, try key(halves[0])), nested: true)  // NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
         if halves.count == 2 {
             let words = halves[1].split(separator: " ").map(String.init)
-            guard words.count == 2, let code: Int32 = ["jump": -3, "goto": -4][words[0]] else {
+            // NF_DROP 0 (internalTrafficPolicy Local without a local endpoint), NFT_JUMP -3, NFT_GOTO -4.
+            let verdict: [UInt8]
+            if words == ["drop"] {
+                verdict = attribute(1, bigEndian(UInt32(0)))
+            } else if words.count == 2, let code: Int32 = ["jump": -3, "goto": -4][words[0]] {
+                verdict = attribute(1, bigEndian(UInt32(bitPattern: code))) + attribute(2, string(words[1]))
+            } else {
                 throw Unencodable(description: "verdict \(halves[1]) in element \(text)")
             }
-            // NFTA_SET_ELEM_DATA { NFTA_DATA_VERDICT { NFTA_VERDICT_CODE, NFTA_VERDICT_CHAIN } }
-            let verdict = attribute(1, bigEndian(UInt32(bitPattern: code))) + attribute(2, string(words[1]))
+            // NFTA_SET_ELEM_DATA { NFTA_DATA_VERDICT { NFTA_VERDICT_CODE[, NFTA_VERDICT_CHAIN] } }
             out += attribute(2, attribute(2, verdict, nested: true), nested: true)
         }
         return out

@@ -133,7 +133,19 @@ public struct NftablesRules: Sendable {
             if let np = sp.nodePort { parts.elements.append(Element(map: "no-endpoint-nodeports", element: "\(sp.proto) . \(np) : goto reject-chain")) }
             return parts
         }
-        if let ip = sp.clusterIP { parts.elements.append(Element(map: "service-ips", element: "\(ip) . \(tuple) : goto \(Self.q(Self.serviceChain(sp)))")) }
+        let local = sp.localEndpoints(node: settings.nodeName)
+        // internalTrafficPolicy Local: the cluster IP goes to the local chain, or, with no
+        // local endpoint, is dropped (not refused), as upstream.
+        let internalLocal = sp.internalPolicyLocal && !local.isEmpty
+        let usesLocal = internalLocal || (Self.isExternal(sp) && sp.externalPolicyLocal)
+        if let ip = sp.clusterIP {
+            if sp.internalPolicyLocal && local.isEmpty {
+                parts.elements.append(Element(map: "no-endpoint-services", element: "\(ip) . \(tuple) : drop"))
+            } else {
+                let chain = sp.internalPolicyLocal ? Self.localChain(sp) : Self.serviceChain(sp)
+                parts.elements.append(Element(map: "service-ips", element: "\(ip) . \(tuple) : goto \(Self.q(chain))"))
+            }
+        }
         for ip in sp.externalIPs + sp.loadBalancerIPs {
             parts.elements.append(Element(map: "service-ips", element: "\(ip) . \(tuple) : goto \(Self.q(Self.externalChain(sp)))"))
         }
@@ -144,7 +156,7 @@ public struct NftablesRules: Sendable {
         // One chain per endpoint any of the choices below can go to.
         let endpoints = sp.clusterEndpoints
         var seen = Set<String>()
-        let targets = endpoints + (sp.externalPolicyLocal ? sp.localEndpoints(node: settings.nodeName) : [])
+        let targets = endpoints + (usesLocal ? local : [])
         for e in targets where seen.insert(e.address).inserted {
             var rules = ["ip saddr \(e.ip) jump mark-for-masquerade"]
             if let seconds = sp.affinitySeconds {
@@ -157,12 +169,20 @@ public struct NftablesRules: Sendable {
 
         // The service chain: traffic from outside the pod range to the cluster IP is
         // masqueraded, then affinity, then a random endpoint.
-        var service: [String] = []
-        if let ip = sp.clusterIP {
-            service.append("ip daddr \(ip) \(sp.proto) dport \(sp.port) ip saddr != \(settings.clusterCIDR) jump mark-for-masquerade")
+        let masquerade = sp.clusterIP.map { ip in
+            "ip daddr \(ip) \(sp.proto) dport \(sp.port) ip saddr != \(settings.clusterCIDR) jump mark-for-masquerade"
         }
+        var service: [String] = []
+        if !sp.internalPolicyLocal, let masquerade { service.append(masquerade) }
         service += pick(sp, endpoints)
         parts.chains.append(Chain(name: Self.serviceChain(sp), rules: service))
+        if usesLocal {
+            // The chain the cluster IP jumps to masquerades off-cluster sources (upstream's
+            // internal traffic chain); external traffic reaches it from the external chain.
+            var rules = internalLocal ? [masquerade].compactMap { $0 } : []
+            rules += local.isEmpty ? ["drop comment \"no local endpoints\""] : pick(sp, local)
+            parts.chains.append(Chain(name: Self.localChain(sp), rules: rules))
+        }
 
         if Self.isExternal(sp) {
             var ext: [String] = []
@@ -172,8 +192,6 @@ public struct NftablesRules: Sendable {
                 ext.append("fib saddr type local jump mark-for-masquerade")
                 ext.append("fib saddr type local goto \(Self.q(Self.serviceChain(sp)))")
                 ext.append("goto \(Self.q(Self.localChain(sp)))")
-                let local = sp.localEndpoints(node: settings.nodeName)
-                parts.chains.append(Chain(name: Self.localChain(sp), rules: local.isEmpty ? ["drop comment \"no local endpoints\""] : pick(sp, local)))
             } else {
                 ext.append("jump mark-for-masquerade")
                 ext.append("goto \(Self.q(Self.serviceChain(sp)))")

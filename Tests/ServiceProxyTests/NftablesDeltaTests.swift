@@ -160,6 +160,15 @@ import Testing
         #expect(throws: NftablesNetlink.Unencodable.self) { try NftablesNetlink.key("10.96.0.10 . quic . 53") }
     }
 
+    @Test func elementVerdictsAreGotoOrDrop() throws {
+        let goto = try NftablesNetlink.element("10.96.0.10 . udp . 53 : goto service-X")
+        let drop = try NftablesNetlink.element("10.96.0.10 . udp . 53 : drop")
+        // The drop verdict is the code alone (NF_DROP, 0); goto adds its chain name.
+        #expect(goto.count > drop.count)
+        #expect(Array(drop.suffix(4)) == [0, 0, 0, 0])
+        #expect(throws: NftablesNetlink.Unencodable.self) { try NftablesNetlink.element("10.96.0.10 . udp . 53 : return") }
+    }
+
     @Test func aBatchIsOneTransactionAckedOnceAtItsLastOperation() throws {
         let ops: [NftablesNetlink.Operation] = [.deleteElements(set: "cluster-ips", ["10.96.0.13"]), .deleteChain("service-X")]
         let (bytes, last) = try NftablesNetlink.batch(ops, firstSequence: 7)

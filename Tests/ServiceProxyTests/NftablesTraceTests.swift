@@ -57,6 +57,26 @@ import Testing
                 == .dnat(to: "10.244.0.6:8080", masquerade: false))
     }
 
+    @Test func internalTrafficPolicyLocalUsesOnlyThisNodesEndpoints() throws {
+        var sp = web(endpoints: ["10.244.0.5", "10.244.0.6"])
+        sp.endpoints.append(ProxyEndpoint(ip: "10.244.1.5", port: 8080, nodeName: "other"))
+        sp.internalPolicyLocal = true
+        var t = try tracer([sp])
+        for r in 0..<2 {
+            #expect(try t.trace(.init(source: "10.244.0.9", destination: "10.96.0.20", port: 80, origin: .pod, random: r))
+                    == .dnat(to: "10.244.0.\(5 + r):8080", masquerade: false))
+        }
+        // Off-cluster sources are masqueraded in the local chain too.
+        #expect(try t.trace(.init(source: node, destination: "10.96.0.20", port: 80, origin: .node, random: 1))
+                == .dnat(to: "10.244.0.6:8080", masquerade: true))
+        // No local endpoint: dropped, not refused (upstream's no-endpoint-services `drop`).
+        var remote = web(endpoints: [])
+        remote.endpoints = [ProxyEndpoint(ip: "10.244.1.5", port: 8080, nodeName: "other")]
+        remote.internalPolicyLocal = true
+        t = try tracer([remote])
+        #expect(try t.trace(.init(source: "10.244.0.9", destination: "10.96.0.20", port: 80, origin: .pod)) == .dropped)
+    }
+
     @Test func refusalsAndLeaks() throws {
         var idle = ProxyServicePort(namespace: "default", name: "idle", clusterIP: "10.96.0.30", port: 80)
         idle.nodePort = 30001

@@ -87,8 +87,15 @@ struct NftablesTracer {
     mutating func trace(_ p: Packet) throws -> Verdict {
         let local = nodeAddresses.contains(p.destination)
         // filter hooks before DNAT (priority -110): endpoints checks on new connections.
-        if maps["no-endpoint-services"]?["\(p.destination) . \(p.proto) . \(p.port)"] == "goto reject-chain" { return .rejected }
-        if local, maps["no-endpoint-nodeports"]?["\(p.proto) . \(p.port)"] == "goto reject-chain" { return .rejected }
+        let noEndpoints = [maps["no-endpoint-services"]?["\(p.destination) . \(p.proto) . \(p.port)"],
+                           local ? maps["no-endpoint-nodeports"]?["\(p.proto) . \(p.port)"] : nil].compactMap { $0 }
+        for verdict in noEndpoints {
+            switch verdict {
+            case "goto reject-chain": return .rejected
+            case "drop": return .dropped
+            default: throw Unreadable(description: "no-endpoint verdict \(verdict)")
+            }
+        }
         // nat: services.
         var mark = false
         var target: String?
