@@ -3,10 +3,10 @@ import Testing
 
 /// Another host on the node's LAN (a namespace of its own, on the other end of the node's
 /// network card) reaches a NodePort and a LoadBalancer address from `--lb-pool`: the node
-/// answers ARP for the pool address while a Service uses it, in both proxy modes.
+/// answers ARP for the pool address while a Service uses it, in every proxy mode.
 @Suite("LAN access to services", .serialized, .enabled(if: Capability.canCreateNetns && Capability.hasBinary))
 struct LANAccessIntegrationTests {
-    @Test(arguments: ["iptables", "nftables"])
+    @Test(arguments: ["iptables", "nftables", "userspace"])
     func nodePortAndLoadBalancerFromAnotherHost(mode: String) throws {
         let c = try ClusterFixture()
         let lan = "lnl-" + String(UUID().uuidString.prefix(6)).lowercased()

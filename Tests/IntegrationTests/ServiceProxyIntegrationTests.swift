@@ -9,7 +9,9 @@ struct ServiceProxyIntegrationTests {
         let c = try ClusterFixture()
         defer { c.stop() }
         let before = try c.inNetns(["iptables-save"]).out
-        try #require(try c.up().code == 0)
+        let localnetBefore = try c.inNetns(["cat", "/proc/sys/net/ipv4/conf/all/route_localnet"]).out
+        try #require(try c.up(["--localhost-nodeports"]).code == 0)
+        #expect(try c.inNetns(["cat", "/proc/sys/net/ipv4/conf/all/route_localnet"]).out.hasPrefix("1"))
         #expect(c.upOutput.contains("kube-proxy") && c.upOutput.contains("iptables"), "\(c.upOutput)")
 
         // Three backends that each answer with their own name.
@@ -20,6 +22,11 @@ struct ServiceProxyIntegrationTests {
         #expect(nat.contains("default/echo cluster IP") && nat.contains("-j KUBE-SVC-"), "\(nat)")
 
         try echo.expectSpreadNodePortPodAndHairpin(c)
+        // Localhost NodePorts (opt-in): 127.0.0.1 reaches a pod, with the martian drop in place.
+        let local = try c.inNetns(["curl", "-s", "-m", "2", "http://127.0.0.1:\(echo.nodePort)/"])
+        #expect(local.out.hasPrefix("echo-"), "localhost NodePort: \(local)")
+        let firewall = try c.inNetns(["iptables", "-S", "KUBE-FIREWALL"]).out
+        #expect(firewall.contains("! -s 127.0.0.0/8 -d 127.0.0.0/8") && firewall.contains("-j DROP"), "\(firewall)")
         try echo.expectAffinity(c) {
             ((try? c.inNetns(["iptables", "-t", "nat", "-S"]).out) ?? "").contains("--rcheck")
         }
@@ -44,5 +51,6 @@ struct ServiceProxyIntegrationTests {
             text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("-A ") || ($0.hasPrefix(":") && $0.contains(" - ")) }
         }
         #expect(rules(after) == rules(before), "before:\n\(before)\nafter:\n\(after)")
+        #expect(try c.inNetns(["cat", "/proc/sys/net/ipv4/conf/all/route_localnet"]).out == localnetBefore)
     }
 }
