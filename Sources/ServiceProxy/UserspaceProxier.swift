@@ -30,6 +30,8 @@ public final class UserspaceProxier: ProxyBackend, Sendable {
         var balancers: [String: Balancer] = [:]
         var addresses: Set<String> = []
         var unbindableSaid: Set<ListenerKey> = []
+        /// Whether addresses left by an earlier run (a crash) were cleared.
+        var started = false
     }
 
     /// One socket the proxy listens on.
@@ -116,6 +118,11 @@ public final class UserspaceProxier: ProxyBackend, Sendable {
     }
 
     func holdAddresses(_ wanted: Set<String>) throws {
+        if !state.withLock({ $0.started }) {
+            // What an earlier run left (it may have crashed) is not known address by address.
+            try addresses.removeAll()
+            state.withLock { $0.started = true }
+        }
         let held = state.withLock { $0.addresses }
         for ip in wanted.subtracting(held) {
             try addresses.add(ip)
@@ -165,6 +172,7 @@ public final class UserspaceProxier: ProxyBackend, Sendable {
             s.listeners = [:]
             s.balancers = [:]
             s.addresses = []
+            s.started = false
             return out
         }
         for channel in channels { try? await channel.close() }
