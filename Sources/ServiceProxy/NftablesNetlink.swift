@@ -195,20 +195,8 @@ final class NetfilterNetlinkSocket: NetlinkSocket {
     private let descriptor: Int32
 
     init(receiveTimeoutSeconds: Int = 10) throws {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NftablesNetlink.netlinkNetfilter)
-        guard fd >= 0 else { throw NetlinkError(operation: "open NETLINK_NETFILTER socket", errno: errno) }
-        var one: Int32 = 1
-        // Best effort: extended acks only add the kernel's reason to an error, and capped acks
-        // keep an error reply from echoing a whole batch back.
-        _ = setsockopt(fd, 270, 11, &one, socklen_t(MemoryLayout<Int32>.size))  // SOL_NETLINK, NETLINK_EXT_ACK
-        _ = setsockopt(fd, 270, 10, &one, socklen_t(MemoryLayout<Int32>.size))  // NETLINK_CAP_ACK
-        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
-        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-            let code = errno
-            close(fd)
-            throw NetlinkError(operation: "set receive timeout on the nf_tables socket", errno: code)
-        }
-        descriptor = fd
+        descriptor = try RawNetlink.open(protocol: NftablesNetlink.netlinkNetfilter, name: "NETLINK_NETFILTER",
+                                                 receiveTimeoutSeconds: receiveTimeoutSeconds)
     }
 
     deinit { close(descriptor) }

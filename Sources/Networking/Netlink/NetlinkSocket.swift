@@ -30,26 +30,9 @@ public final class RouteNetlinkSocket: NetlinkSocket {
     ///   request we send at once; the timeout only turns a bug (waiting for a reply that will
     ///   never come) into an error instead of a hung node agent.
     public init(receiveTimeoutSeconds: Int = 10) throws {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NetlinkABI.protocolRoute)
-        guard fd >= 0 else {
-            throw NetlinkError(operation: "open NETLINK_ROUTE socket", errno: errno)
-        }
-        // No bind(): the kernel gives an unbound netlink socket a unique port id on the first
-        // send. Binding to getpid() by hand, as some libraries do, fails with EADDRINUSE as soon
-        // as a process opens a second socket, and the node agent opens one per pod.
-        var one: Int32 = 1
-        // Best effort: both options only improve error replies, so an old kernel without them
-        // is still usable.
-        _ = setsockopt(fd, NetlinkABI.solNetlink, NetlinkABI.extAck, &one, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, NetlinkABI.solNetlink, NetlinkABI.capAck, &one, socklen_t(MemoryLayout<Int32>.size))
-        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
-        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-            let code = errno
-            close(fd)
-            throw NetlinkError(operation: "set receive timeout on netlink socket", errno: code)
-        }
-        descriptor = fd
+        descriptor = try RawNetlink.open(protocol: NetlinkABI.protocolRoute, name: "NETLINK_ROUTE", receiveTimeoutSeconds: receiveTimeoutSeconds)
     }
+
 
     /// Opens a socket that lives in the network namespace at `path` (such as
     /// `/run/netns/NAME` or `/proc/PID/ns/net`). The calling thread is not moved.
@@ -171,5 +154,31 @@ public final class RecordingNetlinkSocket: NetlinkSocket {
     /// The sequence number of a request, so a reply can be matched to it.
     public static func requestSequence(_ request: [UInt8]) -> UInt32 {
         request.count >= NetlinkABI.headerSize ? readUInt32(request, at: 8) : 0
+    }
+}
+
+public enum RawNetlink {
+    /// A raw netlink socket of `protocol` (NETLINK_ROUTE, NETLINK_NETFILTER, ...) with extended
+    /// and capped acks and a receive timeout; shared by every netlink user in labnode.
+    public static func open(protocol: Int32, name: String, receiveTimeoutSeconds: Int) throws -> Int32 {
+        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), `protocol`)
+        guard fd >= 0 else {
+            throw NetlinkError(operation: "open \(name) socket", errno: errno)
+        }
+        // No bind(): the kernel gives an unbound netlink socket a unique port id on the first
+        // send. Binding to getpid() by hand, as some libraries do, fails with EADDRINUSE as soon
+        // as a process opens a second socket, and the node agent opens one per pod.
+        var one: Int32 = 1
+        // Best effort: both options only improve error replies (the kernel's reason, and no
+        // echo of a whole batch), so an old kernel without them is still usable.
+        _ = setsockopt(fd, NetlinkABI.solNetlink, NetlinkABI.extAck, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, NetlinkABI.solNetlink, NetlinkABI.capAck, &one, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+            let code = errno
+            close(fd)
+            throw NetlinkError(operation: "set receive timeout on \(name) socket", errno: code)
+        }
+        return fd
     }
 }
