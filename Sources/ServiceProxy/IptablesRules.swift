@@ -80,26 +80,24 @@ public struct IptablesRules: Sendable {
     }
 
     /// The top-level chains (all of them, or those in `topLevel`), the given per-service
-    /// groups, and the deletion of `stale` chains.
+    /// groups, and the deletion of `stale` chains, as one text (the batches of
+    /// `renderBatches`, one after the other).
     public func render(_ ports: [ProxyServicePort], groups: [ChainGroup], stale: Set<String>,
                        topLevel: Set<String>? = nil, precomputed: [String: [String]]? = nil) -> String {
+        renderBatches(ports, groups: groups, stale: stale, topLevel: topLevel, precomputed: precomputed).joined()
+    }
+
+    /// The same as `iptables-restore --noflush` inputs to apply in order, each atomic; a sync
+    /// above `rulesPerBatch` rules is split (IptablesBatches says how and why).
+    public func renderBatches(_ ports: [ProxyServicePort], groups: [ChainGroup], stale: Set<String>,
+                              topLevel: Set<String>? = nil, precomputed: [String: [String]]? = nil,
+                              rulesPerBatch: Int = IptablesBatches.defaultRulesPerBatch) -> [String] {
         let top = precomputed ?? topLevelChains(ports)
         let wanted = { (key: String) in topLevel?.contains(key) ?? true }
-        var out = ["*filter"]
-        let filterOut = Self.filterChains.filter { wanted("filter/" + $0) }
-        out += filterOut.map { ":\($0) - [0:0]" }
-        for chain in filterOut { out += top["filter/" + chain] ?? [] }
-        out.append("COMMIT")
-        out.append("*nat")
-        let natOut = Self.natChains.filter { wanted("nat/" + $0) }
-        out += natOut.map { ":\($0) - [0:0]" }
-        for g in groups { out += g.declarations }
-        out += stale.sorted().map { ":\($0) - [0:0]" }
-        for chain in natOut { out += top["nat/" + chain] ?? [] }
-        for g in groups { out += g.rules }
-        out += stale.sorted().map { "-X \($0)" }
-        out.append("COMMIT")
-        return out.joined(separator: "\n") + "\n"
+        let filter = Self.filterChains.filter { wanted("filter/" + $0) }.map { IptablesBatches.Chain(name: $0, rules: top["filter/" + $0] ?? []) }
+        var nat = Self.natChains.filter { wanted("nat/" + $0) }.map { IptablesBatches.Chain(name: $0, rules: top["nat/" + $0] ?? []) }
+        nat += IptablesBatches.chains(of: groups)
+        return IptablesBatches.plan(filter: filter, nat: nat, topLevel: Set(Self.natChains), stale: stale, rulesPerBatch: rulesPerBatch)
     }
 
     /// The rules of each top-level chain, keyed `table/chain`.

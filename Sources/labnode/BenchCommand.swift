@@ -16,8 +16,8 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 /// The iptables proxy at scale: a full sync of N services x M endpoints, then one endpoint
-/// change (a partial sync). Programs the netfilter tables of the current network namespace,
-/// so it refuses to run in the machine's own.
+/// change (a partial sync, the median of five). Programs the netfilter tables of the current
+/// network namespace, so it refuses to run in the machine's own.
 struct ProxySyncBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy-sync",
@@ -27,8 +27,9 @@ struct ProxySyncBench: AsyncParsableCommand {
     @Option(help: "Services to program.") var services = 10_000
     @Option(help: "Endpoints per service.") var endpoints = 3
     @Option(help: "iptables, or nftables (then the files get `nft -f` input: the full table, and the first change as a delta).") var mode = "iptables"
-    @Option(help: "Where to write the full sync's iptables-restore input, for timing the peer on the same text.") var rulesFile: String?
-    @Option(help: "Where to write the one-change sync's iptables-restore input.") var changeFile: String?
+    @Option(help: "Where to write the full sync's rules as one iptables-restore input (the proxier may apply them in batches), for timing the peer on the same rules.") var rulesFile: String?
+    @Option(help: "Where to write the last one-change sync's iptables-restore input.") var changeFile: String?
+    @Option(help: "Rules per iptables-restore batch of a large sync.") var rulesPerBatch = IptablesBatches.defaultRulesPerBatch
 
     func run() async throws {
         try await Labnode.guarded {
@@ -49,23 +50,52 @@ struct ProxySyncBench: AsyncParsableCommand {
             let proxier = IptablesProxier(settings: settings, run: { arguments, stdin in
                 if arguments.first == "iptables-restore", let stdin { restored.texts.withLock { $0.append(stdin) } }
                 return try IptablesProxier.system(arguments, stdin)
-            }, logger: Logger(label: "bench"))
+            }, logger: Logger(label: "bench"), rulesPerBatch: rulesPerBatch)
             let clock = ContinuousClock()
             let full = try await clock.measure { try await proxier.sync(ports) }
-            let fullText = restored.texts.withLock { $0.last }
-            // One endpoint of one service moves.
-            ports[services / 2].endpoints[0].ip = "10.245.0.1"
-            let partial = try await clock.measure { try await proxier.sync(ports) }
-            let changeText = restored.texts.withLock { $0.last }
+            let fullTexts = restored.texts.withLock { texts in defer { texts = [] }; return texts }
+            // One endpoint of one service moves, five times (different services).
+            var changes: [Duration] = []
+            var changeText: String?
+            for k in 0..<5 {
+                ports[(services / 2 + k * 7) % services].endpoints[0].ip = "10.245.0.\(k + 1)"
+                changes.append(try await clock.measure { try await proxier.sync(ports) })
+                changeText = restored.texts.withLock { texts in defer { texts = [] }; return texts.joined() }
+            }
             try await proxier.cleanup()
-            for (path, text) in [(rulesFile, fullText), (changeFile, changeText)] {
+            for (path, text) in [(rulesFile, fullTexts.isEmpty ? nil : Self.merged(fullTexts)), (changeFile, changeText)] {
                 guard let path else { continue }
                 guard let text else { throw ValidationError("the proxier ran no iptables-restore, so there is nothing to write to \(path)") }
                 try text.write(toFile: path, atomically: true, encoding: .utf8)
             }
             func ms(_ d: Duration) -> String { String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
-            print("{\"services\": \(services), \"endpoints\": \(endpoints), \"full_sync_ms\": \(ms(full)), \"one_change_ms\": \(ms(partial))}")
+            let median = changes.sorted()[changes.count / 2]
+            print("{\"services\": \(services), \"endpoints\": \(endpoints), \"full_sync_ms\": \(ms(full)), \"full_sync_batches\": \(fullTexts.count), \"one_change_ms\": \(ms(median)), \"one_change_samples_ms\": [\(changes.map(ms).joined(separator: ", "))]}")
         }
+    }
+
+    /// The batches as one input: each table's lines in the batches' order (a chain is always
+    /// declared before anything jumps to it), under one header and one COMMIT per table.
+    static func merged(_ texts: [String]) -> String {
+        var tables: [(name: String, lines: [Substring])] = []
+        var index: [Substring: Int] = [:]
+        for text in texts {
+            var table: Int?
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("*") {
+                    if index[line] == nil {
+                        index[line] = tables.count
+                        tables.append((String(line), []))
+                    }
+                    table = index[line]
+                } else if line == "COMMIT" {
+                    table = nil
+                } else if let table {
+                    tables[table].lines.append(line)
+                }
+            }
+        }
+        return tables.map { ([$0.name] + $0.lines.map(String.init) + ["COMMIT"]).joined(separator: "\n") + "\n" }.joined()
     }
 
     final class RestoreInputs: Sendable {

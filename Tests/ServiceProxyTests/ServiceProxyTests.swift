@@ -158,7 +158,8 @@ import Testing
         let inserts = r.calls.withLock { $0.filter { $0.contains("-I") } }
         #expect(inserts.count == IptablesRules.jumps.count)
         try await proxier.sync([port])
-        // A second sync is one iptables-restore plus the canary check: no more inserts.
+        // The first sync created the top-level chains (for the jumps), then wrote the rules; a
+        // second sync with nothing changed runs nothing: no inserts, and no iptables-restore.
         #expect(r.calls.withLock { $0.filter { $0.contains("-I") } }.count == IptablesRules.jumps.count)
         #expect(r.inputs.withLock { $0.count } == 2)
         // The endpoint went away: its chains are deleted in the next sync.
