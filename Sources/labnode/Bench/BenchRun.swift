@@ -28,6 +28,8 @@ struct BenchRun: AsyncParsableCommand {
     }
 
     var proxySizes: [Int] { quick ? [100, 1000] : [1000, 10_000] }
+    /// The proxy modes service-ready.sh measures a new Service's first connection in.
+    static let proxyModes = ["iptables", "nftables", "userspace"]
 
     var plan: [Script] {
         [
@@ -36,6 +38,8 @@ struct BenchRun: AsyncParsableCommand {
             Script(file: "pods.sh", tools: ["crun", "python3"], rows: ["pod-start-p50", "pod-start-p99"]),
             Script(file: "proxy.sh", tools: ["iptables-restore", "python3"],
                    rows: proxySizes.flatMap { ["proxy-full-\($0)", "proxy-change-\($0)"] }),
+            Script(file: "service-ready.sh", tools: ["nft", "python3"],
+                   rows: Self.proxyModes.flatMap { ["service-first-connection-\($0)", "service-first-connection-\($0)-p90"] }),
             Script(file: "dns.sh", tools: ["dnsperf", "unbound", "dig", "curl", "python3"],
                    rows: ["dns-qps", "dns-p99"] + (quick ? [] : ["dns-qps-log"])),
         ]
@@ -43,7 +47,8 @@ struct BenchRun: AsyncParsableCommand {
 
     /// The Debian package `scripts/setup --bench` installs each tool from.
     static let packages = ["wrk": "wrk", "nginx": "nginx-light", "etcd": "etcd-server", "crun": "crun", "dnsperf": "dnsperf",
-                           "unbound": "unbound", "dig": "dnsutils", "curl": "curl", "python3": "python3", "iptables-restore": "iptables"]
+                           "unbound": "unbound", "dig": "dnsutils", "curl": "curl", "python3": "python3", "iptables-restore": "iptables",
+                           "nft": "nftables"]
 
     func run() async throws {
         try await Labnode.guarded {
