@@ -115,13 +115,13 @@ public struct IptablesRules: Sendable {
         }
         // Anything still addressed to the service range was not a service: refuse it here
         // rather than route it on (the nftables mode's cluster-ips check, for iptables).
+        filter.append(rule("KUBE-SERVICES", comment("unallocated service address") + ["-d", settings.serviceCIDR, "-j", "REJECT"]))
+        filter.append(rule("KUBE-FORWARD", ["-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]))
         // With route_localnet a neighbour could reach services bound to 127.0.0.1 by sending
         // to it from outside: only loopback sources and DNATed flows may use 127/8. Always
         // written, so route_localnet is never on without it.
         filter.append(rule("KUBE-FIREWALL", comment("block incoming localnet connections")
                            + ["-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP"]))
-        filter.append(rule("KUBE-SERVICES", comment("unallocated service address") + ["-d", settings.serviceCIDR, "-j", "REJECT"]))
-        filter.append(rule("KUBE-FORWARD", ["-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]))
         filter.append(rule("KUBE-FORWARD", comment("kubernetes forwarding rules") + ["-m", "mark", "--mark", "\(mark)/\(mark)", "-j", "ACCEPT"]))
         filter.append(rule("KUBE-FORWARD", comment("kubernetes forwarding conntrack rule") + ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]))
 
@@ -172,6 +172,8 @@ public struct IptablesRules: Sendable {
             return piece
         }
         if sp.internalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty, let ip = sp.clusterIP {
+            piece.filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
+        }
         if sp.externalPolicyLocal, sp.localEndpoints(node: settings.nodeName).isEmpty {
             // Outside traffic is left un-DNATed by KUBE-EXT (pods and the node still get the
             // cluster-wide endpoints): drop it here rather than let it reach the node itself.
@@ -182,8 +184,6 @@ public struct IptablesRules: Sendable {
                 piece.filter.append(rule("KUBE-EXTERNAL-SERVICES", comment("\(sp.key) has no local endpoints") + ["-m", "addrtype", "--dst-type", "LOCAL"]
                                          + match + ["--dport", "\(np)", "-j", "DROP"]))
             }
-        }
-            piece.filter.append(rule("KUBE-SERVICES", comment("\(sp.key) has no local endpoints") + match + ["-d", ip, "--dport", "\(sp.port)", "-j", "DROP"]))
         }
         let internalTarget = sp.internalPolicyLocal ? sp.localChain : sp.serviceChain
         if let ip = sp.clusterIP {
@@ -217,13 +217,13 @@ public struct IptablesRules: Sendable {
         // jumps to (KUBE-SVL with internalTrafficPolicy Local), as upstream does.
         let masquerade = sp.clusterIP.map { ip in
             rule(sp.internalPolicyLocal ? sp.localChain : svc, comment("\(sp.key) cluster IP") + match
-        if !sp.internalPolicyLocal, let masquerade { g.rules.append(masquerade) }
                  + ["-d", ip, "--dport", "\(sp.port)", "!", "-s", settings.clusterCIDR, "-j", "KUBE-MARK-MASQ"])
         }
+        if !sp.internalPolicyLocal, let masquerade { g.rules.append(masquerade) }
         g.rules += dispatch(sp, chain: svc, endpoints: sp.clusterEndpoints)
-            if sp.internalPolicyLocal, let masquerade { g.rules.append(masquerade) }
         if sp.internalPolicyLocal || sp.externalPolicyLocal {
             g.declarations.append(":\(sp.localChain) - [0:0]")
+            if sp.internalPolicyLocal, let masquerade { g.rules.append(masquerade) }
             g.rules += dispatch(sp, chain: sp.localChain, endpoints: sp.localEndpoints(node: settings.nodeName))
         }
         if hasExternal(sp) {
