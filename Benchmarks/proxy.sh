@@ -97,4 +97,20 @@ for n in $SIZES; do
         echo "| $n full sync | $rules | $full ms | nft -f (translated): $nft_full ms | $(ratio "$full" "$nft_full") |" >> Benchmarks/results/proxy.md
     fi
 done
+cat >> Benchmarks/results/proxy.md <<'EOF'
+
+How to read it:
+- The full-sync peer is the kernel tool at its best: one `iptables-restore` (no --noflush) of
+  the same rules into empty tables. labnode must use --noflush (other software's rules stay),
+  where iptables-nft 1.8.9 keeps every chain name of one restore in a sorted linked list
+  (nft-cache.c, cache_chain_list_insert) and is quadratic: the "--noflush, one input" row
+  (up to NOFLUSH_MAX services; 267 s at 10,000). labnode therefore applies a large sync as
+  several --noflush restores of about 2,000 rules (IptablesBatches), each atomic and in
+  dependency order; "(N restores)" counts them, with the first sync's creation of the empty
+  top-level chains.
+- The one-change peer restores the proxier's own change text into the same state (N services
+  loaded, jumps from PREROUTING/OUTPUT in place). Most of it is the kernel: each nf_tables
+  commit that adds a rule re-validates every rule reachable from the table's base chains
+  (nft_table_validate), about 100 ms at 10,000 services on this kernel, whatever the change.
+EOF
 cat Benchmarks/results/proxy.md
