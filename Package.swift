@@ -51,6 +51,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             exclude: ["README.md"]
         ),
@@ -92,6 +93,8 @@ let package = Package(
                 // The userspace mode's listeners and splices.
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // kube-proxy's sync metrics on :10249/metrics.
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             exclude: ["README.md"]
         ),

@@ -48,7 +48,8 @@ struct ServiceProxyService: Service {
                     group.addTask {
                         // A port taken by something else costs only this endpoint, not the proxy.
                         do {
-                            try await ProxyMetricsServer(mode: config.proxyMode, port: ProxyMetricsServer.defaultPort, logger: logger).run()
+                            try await ProxyMetricsServer(mode: config.proxyMode, port: ProxyMetricsServer.defaultPort, logger: logger,
+                                                   metrics: runner.metrics).run()
                         } catch is CancellationError {
                         } catch {
                             logger.warning("kube-proxy metrics port 127.0.0.1:\(ProxyMetricsServer.defaultPort) is not served: \(error)")

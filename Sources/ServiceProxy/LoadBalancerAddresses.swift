@@ -38,6 +38,7 @@ public final class LoadBalancerAddresses: Sendable {
     /// Adds what is newly wanted, removes what no longer is.
     public func update(_ wanted: Set<String>) throws {
         try held.withLock { held in
+            guard held != wanted else { return }
             defer { save(held) }
             for address in held.subtracting(wanted).sorted() {
                 try holder.remove(address)

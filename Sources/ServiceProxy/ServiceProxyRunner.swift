@@ -3,6 +3,7 @@ import Controllers
 import Foundation
 import Logging
 import Networking
+import Prometheus
 
 /// The service proxy as kube-proxy runs it: watch Services and EndpointSlices, and after
 /// each change program the node (iptables or nftables mode). Changes that arrive together are applied
@@ -20,10 +21,16 @@ public final class ServiceProxyRunner: Sendable {
     let sysctls: SysctlJournal
     /// `--lb-pool` addresses in use, held on the node's LAN interface; nil without a node address.
     let lbAddresses: LoadBalancerAddresses?
+    /// kube-proxy's sync metrics, by its names (served on 127.0.0.1:10249/metrics).
+    public let metrics = PrometheusCollectorRegistry()
+    let syncDuration: ValueHistogram
+    let lastSync: Gauge
     let services = Informer(Resources.services)
     let slices = Informer(Resources.endpointSlices)
 
     public enum Mode: String, Sendable { case iptables, nftables, userspace }
+
+    static let coalesce: Duration = .milliseconds(5)
 
     public init(settings: ProxySettings, mode: Mode = .iptables, bridge: String, stateDirectory: String, client: any APIClient,
                 logger: Logger, nodeIP: String? = nil, addressHolder: (any AddressHolder)? = nil,
@@ -37,6 +44,14 @@ public final class ServiceProxyRunner: Sendable {
                                   recordPath: stateDirectory + "/proxy-lb-addresses.json")
         }
         self.bridge = bridge
+        // kube-proxy's buckets: 1 ms doubling 15 times.
+        syncDuration = metrics.makeValueHistogram(
+            descriptor: MetricNameDescriptor(metricName: "kubeproxy_sync_proxy_rules_duration_seconds", unitName: "",
+                                             helpText: "SyncProxyRules latency in seconds"),
+            buckets: (0..<15).map { 0.001 * Double(1 << $0) })
+        lastSync = metrics.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: "kubeproxy_sync_proxy_rules_last_timestamp_seconds", unitName: "",
+                                             helpText: "The last time proxy rules were successfully synced"))
         self.client = client
         self.logger = logger
         let all: [Mode: any ProxyBackend] = [
@@ -76,7 +91,11 @@ public final class ServiceProxyRunner: Sendable {
                         let ports = self.currentPorts()
                         // Addresses first: the userspace mode listens on them.
                         self.holdLoadBalancerAddresses(ports)
+                        let started = ContinuousClock.now
                         try await self.proxier.sync(ports)
+                        let took = ContinuousClock.now - started
+                        self.syncDuration.record(Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
+                        self.lastSync.set(Date().timeIntervalSince1970)
                         retry = false
                         if !ready {
                             ready = true
@@ -87,14 +106,21 @@ public final class ServiceProxyRunner: Sendable {
                         retry = true
                     }
                     // The next change, or a resync: a retry soon, the canary check every 30 s.
+                    // Only a timer that ran out signals: a cancelled sleep must not, or every
+                    // change would leave a signal behind and the loop would never rest again.
                     let delay: Duration = retry ? .seconds(1) : .seconds(30)
                     let next = Task {
-                        try? await Task.sleep(for: delay)
-                        signal.yield()
+                        do {
+                            try await Task.sleep(for: delay)
+                            signal.yield()
+                        } catch {}
                     }
                     var it = changes.makeAsyncIterator()
                     guard await it.next() != nil else { break }
                     next.cancel()
+                    // A new Service and its EndpointSlice arrive a few ms apart: one sync for
+                    // both, rather than a REJECT sync the slice must then wait behind.
+                    try? await Task.sleep(for: Self.coalesce)
                 }
             }
         }

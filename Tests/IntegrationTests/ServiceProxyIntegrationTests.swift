@@ -42,6 +42,21 @@ struct ServiceProxyIntegrationTests {
         let free = try c.inNetns(["curl", "-s", "-m", "5", "http://10.111.222.33/"])
         #expect(free.code == 7, "an unallocated service address is refused: \(free)")
 
+        // Idle, the proxy rests: no sync without a change (a loop that kept re-syncing once
+        // burnt half a core rewriting the tables). kube-proxy's own metric counts the syncs.
+        func syncs() -> Int? {
+            let text = (try? c.inNetns(["curl", "-s", "-m", "2", "http://127.0.0.1:10249/metrics"]).out) ?? ""
+            let line = text.split(separator: "\n").first { $0.hasPrefix("kubeproxy_sync_proxy_rules_duration_seconds_count") }
+            return line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let first = syncs()
+        Thread.sleep(forTimeInterval: 3)
+        let second = syncs()
+        #expect(first != nil && first ?? 0 > 0, "kube-proxy's sync count on :10249/metrics: \(String(describing: first))")
+        // One periodic resync may fall in the window (every 30 s).
+        #expect((second ?? 0) - (first ?? 0) <= 1, "the idle proxy synced \((second ?? 0) - (first ?? 0)) times in 3 s")
+
         // After down, the namespace's rules are what they were before up.
         let down = try c.labnode(["down"], timeout: 60)
         #expect(down.code == 0, "\(down)")
