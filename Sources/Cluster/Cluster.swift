@@ -140,13 +140,22 @@ public enum ClusterRunner {
             caCertificatePEM: pki.caCertificatePEM, hostResolvConf: config.effectiveResolvConf)
         let agentStarted = ReadinessGate()
         let agentUp = NIOLockedValueBox(false)
+        // Pods start once the proxy has programmed the services (a restarted DNS pod would
+        // otherwise dial the API's cluster IP into nothing and wait out its timeouts), or
+        // after 5 s whatever the proxy does.
+        let proxySynced = ReadinessGate()
         let agent = NodeAgentService(
             make: { try NodeAgent(settings: agentSettings, client: api, events: EventRecorder(client: api), logger: agentLogger) },
             api: api, startAfter: { await controllersReady.wait() }, progress: progress,
             onStarted: { up in
                 agentUp.withLockedValue { $0 = up }
                 agentStarted.open()
+                Task {
+                    try? await Task.sleep(for: .seconds(5))
+                    proxySynced.open()
+                }
             },
+            podsMayStart: { await proxySynced.wait() },
             logger: agentLogger)
         let proxy = ServiceProxyService(
             config: config, api: api,
@@ -154,7 +163,7 @@ public enum ClusterRunner {
                 await agentStarted.wait()
                 return agentUp.withLockedValue { $0 }
             },
-            progress: progress, logger: Logger(label: "labnode.service-proxy"))
+            progress: progress, onSynced: { proxySynced.open() }, logger: Logger(label: "labnode.service-proxy"))
         if config.addonEnabled("dns") { progress.expectFinish() }
         let addons = AddonManager(config: config, api: api, startAfter: { await controllersReady.wait() }, progress: progress,
                                   logger: Logger(label: "labnode.addons"))

@@ -18,6 +18,8 @@ struct NodeAgentService: Service {
     let progress: ProgressReporter
     /// Told whether the agent came up (the service proxy starts after it, or not at all).
     let onStarted: @Sendable (Bool) -> Void
+    /// Awaited before the agent starts any pod (see NodeAgent.run).
+    let podsMayStart: @Sendable () async -> Void
     let logger: Logger
 
     func run() async throws {
@@ -35,10 +37,10 @@ struct NodeAgentService: Service {
         api.setPodStreamSource(AgentStreamSource(agent: agent))
         do {
             try await cancelWhenGracefulShutdown {
-                try await agent.run {
+                try await agent.run(onReady: {
                     progress.ready("node-agent")
                     onStarted(true)
-                }
+                }, podsMayStart: podsMayStart)
             }
         } catch is CancellationError {
         } catch {

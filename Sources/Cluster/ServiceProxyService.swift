@@ -10,9 +10,12 @@ struct ServiceProxyService: Service {
     let api: APIService
     let startAfter: @Sendable () async -> Bool
     let progress: ProgressReporter
+    /// Called after the first sync, or when the proxy will not sync at all (pods wait for it).
+    let onSynced: @Sendable () -> Void
     let logger: Logger
 
     func run() async throws {
+        defer { onSynced() }
         // A service that returns would stop the whole group: wait for shutdown instead.
         guard await startAfter() else {
             try? await gracefulShutdown()
@@ -41,6 +44,7 @@ struct ServiceProxyService: Service {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         try await runner.run {
+                            onSynced()
                             progress.ready("kube-proxy", mode.rawValue)
                             progress.finish()
                         }

@@ -120,7 +120,9 @@ public final class NodeAgent: Sendable {
 
     /// Cleans up after a previous agent, readies the bridge, registers the node, then runs until
     /// cancelled. `onReady` is called once the node is registered and pods are being synced.
-    public func run(onReady: @escaping @Sendable () -> Void) async throws {
+    /// Pods start only after `podsMayStart` returns (labnode waits for the service proxy's
+    /// first sync: a pod that calls a cluster IP before its rules exist hangs in ARP).
+    public func run(onReady: @escaping @Sendable () -> Void, podsMayStart: @escaping @Sendable () async -> Void = {}) async throws {
         // Containers' PID 1s are adopted by the agent when their shims exit.
         try ContainerLauncher.becomeSubreaper()
         try recoverLeftovers()
@@ -145,7 +147,10 @@ public final class NodeAgent: Sendable {
             group.addTask { await self.handleProbeNotifications() }
             group.addTask { await self.pods.run(client: self.env.client, logger: self.env.logger) }
             group.addTask { await self.configMaps.run(client: self.env.client, logger: self.env.logger) }
-            group.addTask { await self.dispatchPods(events) }
+            group.addTask {
+                await podsMayStart()
+                await self.dispatchPods(events)
+            }
             group.addTask {
                 await self.pods.waitSynced()
                 onReady()
