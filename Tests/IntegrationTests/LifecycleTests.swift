@@ -14,6 +14,9 @@ struct LifecycleTests {
             #expect(first.out.contains(line), "up should report \(line): \(first.out)")
         }
         #expect(try c.kubectl(nil, ["create", "configmap", "keep", "--from-literal=a=1"]).code == 0)
+        // A pod that calls the API's cluster IP the moment it starts, as the DNS pod does.
+        _ = try c.kubectl(nil, ["run", "caller", "--image=busybox", "--", "sh", "-c",
+                                "if echo | nc -w 2 $KUBERNETES_SERVICE_HOST 443 >/dev/null; then r=ok; else r=failed; fi; echo first-call-$r $(date +%s); exec sleep 3600"])
 
         let again = try c.up()
         #expect(again.code == 0 && again.out.contains("already running"), "\(again)")
@@ -27,7 +30,17 @@ struct LifecycleTests {
         // A graceful stop: every component returns on SIGTERM, nothing has to be killed.
         #expect(down.out.contains("labnode stopped") && !down.out.contains("killed"), "\(down)")
         #expect(try c.labnode(["status"]).code != 0)
+        let restartedAt = Int(Date().timeIntervalSince1970)
         #expect(try c.up().code == 0)
+        // The pods started again only once the proxy had programmed the services: the restarted
+        // pod's first call to a cluster IP got through.
+        var last = ""
+        #expect(NodeAgentIntegrationTests.eventually(30) {
+            let log = (try? c.kubectl(nil, ["logs", "caller"]).out) ?? ""
+            last = log.split(separator: "\n").last { $0.hasPrefix("first-call-") }.map(String.init) ?? ""
+            return (Int(last.split(separator: " ").last ?? "") ?? 0) >= restartedAt
+        }, "the caller pod did not run again after up: \(last)")
+        #expect(last.hasPrefix("first-call-ok"), "\(last)")
         // The saved range was reused without the flag.
         #expect(try c.labnode(["status"]).out.contains("10.0.0.0/24"))
         #expect(try c.kubectl(nil, ["get", "configmap", "keep", "-o", "jsonpath={.data.a}"]).out == "1")
