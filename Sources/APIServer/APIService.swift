@@ -12,6 +12,8 @@ public final class APIService: Sendable {
     public let store: any KVStore
     public let registry: TypeRegistry
     let now: @Sendable () -> Date
+    /// A name from a generateName prefix (tests make it collide on purpose).
+    let generateName: @Sendable (String) -> String
     /// Issues service-account tokens for `serviceaccounts/token`; nil refuses such requests.
     let tokenIssuer: (any TokenIssuing)?
     /// Gives Services their ClusterIP and node ports; nil leaves them as written (unit tests).
@@ -22,13 +24,15 @@ public final class APIService: Sendable {
     let podStreamSource = PodStreamSourceSlot()
 
     public init(store: any KVStore, registry: TypeRegistry = .kubernetes, tokenIssuer: (any TokenIssuing)? = nil,
-                serviceAllocator: ServiceAllocator? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+                serviceAllocator: ServiceAllocator? = nil, now: @escaping @Sendable () -> Date = { Date() },
+                generateName: @escaping @Sendable (String) -> String = Names.generate) {
         self.store = store
         self.serviceAllocator = serviceAllocator
         self.storage = ObjectStorage(store: store)
         self.registry = registry
         self.tokenIssuer = tokenIssuer
         self.now = now
+        self.generateName = generateName
     }
 
     // MARK: - Read
@@ -128,11 +132,11 @@ public final class APIService: Sendable {
         obj = FieldOwnership.recordUpdate(old: nil, new: obj, manager: options.fieldManager, registry: registry, resource: r,
                                           time: Timestamp.rfc3339(now()))
         guard let allocator = allocator(for: r) else {
-            return try await write(r, obj, generateName: generateName, dryRun: options.dryRun)
+            return try await write(r, obj, generateName: givenName.isEmpty ? generateName : "", dryRun: options.dryRun)
         }
         let (allocated, reservation) = try await allocator.allocate(obj, old: nil, dryRun: options.dryRun)
         do {
-            let out = try await write(r, allocated, generateName: generateName, dryRun: options.dryRun)
+            let out = try await write(r, allocated, generateName: givenName.isEmpty ? generateName : "", dryRun: options.dryRun)
             await allocator.commit(reservation)
             return out
         } catch {
@@ -146,14 +150,15 @@ public final class APIService: Sendable {
         r.group.isEmpty && r.resource == "services" ? serviceAllocator : nil
     }
 
-    /// Stores a new object, naming it from generateName when it has no name.
+    /// Stores a new object. `generateName` is set only when the client gave no name: the name
+    /// (which defaulting already drew) is then drawn again on a collision, up to 8 times, as
+    /// apiserver does since 1.30 (RetryGenerateName), instead of answering 409.
     func write(_ r: ResourceInfo, _ new: JSON, generateName: String, dryRun: Bool) async throws(APIError) -> JSON {
         var obj = new
         if dryRun { return obj }
-        if !(obj.name ?? "").isEmpty { return try await storage.create(r, obj) }
-        // generateName: retry a few collisions before giving up, as apiserver does.
+        if generateName.isEmpty { return try await storage.create(r, obj) }
         for _ in 0..<8 {
-            obj.name = Names.generate(prefix: generateName)
+            obj.name = self.generateName(generateName)
             do {
                 return try await storage.create(r, obj)
             } catch where error.reason == .alreadyExists {

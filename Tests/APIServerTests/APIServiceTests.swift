@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Testing
 @testable import APIMachinery
@@ -40,6 +41,24 @@ struct APIServiceTests {
         #expect(svc[path: "spec", "sessionAffinity"] == "None")
         #expect(svc[path: "spec", "ports"]?.arrayValue?.first?["protocol"] == "TCP")
         #expect(svc[path: "spec", "ports"]?.arrayValue?.first?["targetPort"] == 80)
+    }
+
+    @Test("a generateName collision draws another name instead of answering 409")
+    func generateNameRetriesCollisions() async throws {
+        // The first two draws give the same name: the second create must not fail on it.
+        let draws = Mutex(["cfg-same1", "cfg-same1", "cfg-other"])
+        let api = APIService(store: MemoryStore(), generateName: { prefix in
+            draws.withLock { $0.isEmpty ? prefix + "zzzzz" : $0.removeFirst() }
+        })
+        _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "default"]])
+        let body: JSON = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["generateName": "cfg-"]]
+        #expect(try await api.create(configmaps, namespace: "default", body: body).name == "cfg-same1")
+        #expect(try await api.create(configmaps, namespace: "default", body: body).name == "cfg-other")
+        // A name the client chose is never replaced: its collision is the client's 409.
+        let named: JSON = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "cfg-other", "generateName": "cfg-"]]
+        await #expect(throws: APIError.alreadyExists("configmaps", name: "cfg-other")) {
+            _ = try await api.create(configmaps, namespace: "default", body: named)
+        }
     }
 
     @Test("generateName, AlreadyExists, NotFound namespace, namespace mismatch")
