@@ -117,8 +117,8 @@ final class DispatcherTests: XCTestCase {
     func answer(_ bytes: [UInt8], _ d: DNSDispatcher? = nil) -> DNSMessage? {
         switch (d ?? dispatcher()).handle(bytes, remote: try? SocketAddress(ipAddress: "127.0.0.1", port: 1), transport: .udp, eventLoop: loop) {
         case .silent: return nil
-        case .reply(let b): return try? DNSMessage(parsing: b)
-        case .later(let f): return (try? f.wait()).flatMap { $0 }.flatMap { try? DNSMessage(parsing: $0) }
+        case .reply(let b): return try? DNSMessage(parsing: Array(b.readableBytesView))
+        case .later(let f): return (try? f.wait()).flatMap { $0 }.flatMap { try? DNSMessage(parsing: Array($0.readableBytesView)) }
         }
     }
 
@@ -188,7 +188,7 @@ final class DispatcherTests: XCTestCase {
             case .silent:
                 continue
             case .reply(let bytes):
-                let m = try DNSMessage(parsing: bytes)
+                let m = try DNSMessage(parsing: Array(bytes.readableBytesView))
                 XCTAssertTrue(m.isResponse)
                 if p.count >= 2 { XCTAssertEqual(m.id, UInt16(p[0]) << 8 | UInt16(p[1])) }
                 answered += 1

@@ -93,7 +93,7 @@ final class PluginTests: XCTestCase {
                 XCTFail("no immediate answer")
                 return DNSMessage()
             }
-            return try DNSMessage(parsing: bytes)
+            return try DNSMessage(parsing: Array(bytes.readableBytesView))
         }
         let first = try ask("www.example.", id: 1, rd: true)
         clock.withLock { $0 = $0 + .seconds(7) }
@@ -142,6 +142,26 @@ final class PluginTests: XCTestCase {
         m.answers = [DNSRecord(name: "x.", ttl: 1, data: .a(IPv4(1)))]
         denials.written(r, DNSResponse(message: m, plugin: "k"), size: 1, duration: .zero)
         XCTAssertEqual(sink.captured.count, 2, "a success is not logged with class denial")
+    }
+
+    func testQueriesPassOnlyThroughHandlersWhileObserversStillSeeEveryAnswer() throws {
+        let sink = LineSink(capturing: ())
+        let errors = ErrorsPlugin(sink: sink)
+        let log = LogPlugin(sink: sink, classes: [.all])
+        let backend = Fixed(rcode: .serverFailure)
+        let chain = ServerBlockChain(zones: [.root], plugins: [errors, log, LoadBalancePlugin(), backend], serverLabel: "dns://:53")
+        XCTAssertEqual(chain.handlers.map(\.name), ["loadbalance", "fixed"], "errors and log only observe")
+        XCTAssertEqual(chain.observers.count, 2)
+        var q = DNSMessage()
+        q.id = 77
+        q.questions = [DNSQuestion(name: DNSName("x.example.") ?? .root, type: .a)]
+        guard case .reply(let bytes) = DNSDispatcher(chains: [chain]).handle(q.serialized(), remote: nil, transport: .udp, eventLoop: loop) else {
+            return XCTFail("no immediate answer")
+        }
+        XCTAssertEqual(try DNSMessage(parsing: Array(bytes.readableBytesView)).rcode, .serverFailure)
+        XCTAssertEqual(backend.calls.withLock { $0 }, 1)
+        XCTAssertEqual(sink.captured.filter { $0.hasPrefix("[ERROR] plugin/errors: 2 x.example. A") }.count, 1, "\(sink.captured)")
+        XCTAssertEqual(sink.captured.filter { $0.contains("SERVFAIL") }.count, 1, "the log line: \(sink.captured)")
     }
 
     func testHostsInlineFileReverseAndFallthrough() throws {

@@ -11,12 +11,15 @@ public protocol DNSObserver: Sendable {
 public final class ServerBlockChain: Sendable {
     public let zones: [DNSName]
     public let plugins: [any DNSPlugin]
+    /// The plugins a query passes through (`servesQueries`), in chain order.
+    public let handlers: [any DNSPlugin]
     public let observers: [any DNSObserver]
     public let serverLabel: String
 
     public init(zones: [DNSName], plugins: [any DNSPlugin], serverLabel: String) {
         self.zones = zones
         self.plugins = plugins
+        self.handlers = plugins.filter(\.servesQueries)
         self.observers = plugins.compactMap { $0 as? any DNSObserver }
         self.serverLabel = serverLabel
     }
@@ -58,9 +61,14 @@ public final class DNSDispatcher: Sendable {
     /// A finished exchange: the bytes to send back (nil: stay silent) once they are known.
     public enum Outcome {
         case silent
-        case reply([UInt8])
-        case later(EventLoopFuture<[UInt8]?>)
+        case reply(ByteBuffer)
+        case later(EventLoopFuture<ByteBuffer?>)
     }
+
+    /// Answers are written straight into the buffer the socket sends.
+    static let allocator = ByteBufferAllocator()
+
+    static func buffer(_ bytes: [UInt8]) -> ByteBuffer { allocator.buffer(bytes: bytes) }
 
     public func handle(_ bytes: [UInt8], remote: SocketAddress?, transport: DNSTransport,
                        eventLoop: any EventLoop) -> Outcome {
@@ -77,33 +85,33 @@ public final class DNSDispatcher: Sendable {
             m.isResponse = true
             m.opcode = bytes[2] >> 3 & 0xf
             m.rcode = .formatError
-            return .reply(m.serialized())
+            return .reply(Self.buffer(m.serialized()))
         }
         if message.isResponse { return .silent }
         if message.opcode != 0 {
             var m = DNSMessage.reply(to: message, rcode: .notImplemented)
             m.questions = []
-            return .reply(m.serialized())
+            return .reply(Self.buffer(m.serialized()))
         }
         guard message.questions.count == 1, message.answers.count <= 1, message.authorities.count <= 1,
               message.additionals.count <= 1, let question = message.question else {
             var m = DNSMessage.reply(to: message, rcode: .formatError)
             m.questions = []
-            return .reply(m.serialized())
+            return .reply(Self.buffer(m.serialized()))
         }
         if let e = message.edns, e.version > 0 {
             var m = DNSMessage.reply(to: message, rcode: .badVersion)
             m.edns = EDNS(udpPayloadSize: 1232, version: 0, dnssecOK: e.dnssecOK)
-            return .reply(m.serialized())
+            return .reply(Self.buffer(m.serialized()))
         }
         guard let block = blocks.first(where: { question.name.isSubdomain(of: $0.zone) }) else {
-            return .reply(DNSMessage.reply(to: message, rcode: .refused).serialized())
+            return .reply(Self.buffer(DNSMessage.reply(to: message, rcode: .refused).serialized()))
         }
         let request = DNSRequest(message: message, question: question, remote: remote,
                                  transport: transport, size: bytes.count, zone: block.zone, server: block.chain.serverLabel,
                                  eventLoop: eventLoop, received: received)
         let chain = block.chain
-        let result = DNSNext(chain: chain.plugins)(request)
+        let result = DNSNext(chain: chain.handlers)(request)
         switch result {
         case .done(let response):
             return .reply(Self.finish(request, response, chain: chain))
@@ -115,33 +123,30 @@ public final class DNSDispatcher: Sendable {
     /// A wire answer made ready for this asker: its id, its RD bit, its spelling of the name,
     /// the TTLs counted down. Nil when it does not fit the asker's UDP size (then the message
     /// is written with truncation) or its question is not where expected.
-    static func patched(_ wire: WireAnswer, for request: DNSRequest) -> [UInt8]? {
+    static func patched(_ wire: WireAnswer, for request: DNSRequest) -> ByteBuffer? {
         let name = request.question.name.wire
-        var out = wire.bytes
-        guard out.count >= 12 + name.count,
-              request.transport == .tcp || out.count <= request.message.maxUDPSize else { return nil }
-        out[0] = UInt8(request.message.id >> 8)
-        out[1] = UInt8(request.message.id & 0xff)
-        out[2] = (out[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0)
-        out.replaceSubrange(12..<(12 + name.count), with: name)
+        let bytes = wire.bytes
+        guard bytes.count >= 12 + name.count,
+              request.transport == .tcp || bytes.count <= request.message.maxUDPSize else { return nil }
+        var out = allocator.buffer(capacity: bytes.count)
+        out.writeBytes(bytes)
+        out.setInteger(request.message.id, at: 0)
+        out.setInteger((bytes[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0), at: 2)
+        out.setBytes(name, at: 12)
         if wire.age > 0 {
-            for at in wire.ttlOffsets where at + 4 <= out.count {
-                let ttl = UInt32(out[at]) << 24 | UInt32(out[at + 1]) << 16 | UInt32(out[at + 2]) << 8 | UInt32(out[at + 3])
-                let aged = ttl > wire.age ? ttl - wire.age : 0
-                out[at] = UInt8(aged >> 24)
-                out[at + 1] = UInt8(aged >> 16 & 0xff)
-                out[at + 2] = UInt8(aged >> 8 & 0xff)
-                out[at + 3] = UInt8(aged & 0xff)
+            for at in wire.ttlOffsets where at + 4 <= bytes.count {
+                let ttl = UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
+                out.setInteger(ttl > wire.age ? ttl - wire.age : 0, at: at)
             }
         }
         return out
     }
 
-    static func finish(_ request: DNSRequest, _ response: DNSResponse, chain: ServerBlockChain) -> [UInt8] {
+    static func finish(_ request: DNSRequest, _ response: DNSResponse, chain: ServerBlockChain) -> ByteBuffer {
         if let wire = response.wire, let bytes = patched(wire, for: request) {
             if !chain.observers.isEmpty {
                 let duration = ContinuousClock.now - request.received
-                for o in chain.observers { o.written(request, response, size: bytes.count, duration: duration) }
+                for o in chain.observers { o.written(request, response, size: bytes.readableBytes, duration: duration) }
             }
             return bytes
         }
@@ -158,6 +163,6 @@ public final class DNSDispatcher: Sendable {
             written.message = message
             for o in chain.observers { o.written(request, written, size: bytes.count, duration: duration) }
         }
-        return bytes
+        return buffer(bytes)
     }
 }

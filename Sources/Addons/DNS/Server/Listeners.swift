@@ -22,14 +22,13 @@ final class UDPDNSHandler: ChannelInboundHandler {
         case .silent:
             return
         case .reply(let answer):
-            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: context.channel.allocator.buffer(bytes: answer))),
-                          promise: nil)
+            context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: remote, data: answer)), promise: nil)
             pendingFlush = true
         case .later(let future):
             let channel = context.channel
             future.whenSuccess { answer in
                 guard let answer else { return }
-                let envelope = AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: answer))
+                let envelope = AddressedEnvelope(remoteAddress: remote, data: answer)
                 channel.writeAndFlush(envelope, promise: nil)
             }
         }
@@ -84,10 +83,10 @@ final class TCPDNSHandler: ChannelInboundHandler {
         buffer.discardReadBytes()
     }
 
-    static func frame(_ bytes: [UInt8], _ allocator: ByteBufferAllocator) -> ByteBuffer {
-        var out = allocator.buffer(capacity: bytes.count + 2)
-        out.writeInteger(UInt16(bytes.count))
-        out.writeBytes(bytes)
+    static func frame(_ answer: ByteBuffer, _ allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: answer.readableBytes + 2)
+        out.writeInteger(UInt16(answer.readableBytes))
+        out.writeImmutableBuffer(answer)
         return out
     }
 

@@ -134,6 +134,10 @@ public protocol DNSPlugin: AnyObject, Sendable {
     func stop() async
     /// Nil when the plugin has no readiness to report (the ready plugin skips it).
     var isReady: Bool? { get }
+    /// False for a plugin whose `serve` only passes the query on (health, ready, reload, tls,
+    /// and the observers errors, log and prometheus): the dispatcher leaves it out of the
+    /// query path, as CoreDNS never makes setup-only plugins handlers.
+    var servesQueries: Bool { get }
 }
 
 extension DNSPlugin {
@@ -141,6 +145,7 @@ extension DNSPlugin {
     public func serverStarted(_ context: PluginContext) {}
     public func stop() async {}
     public var isReady: Bool? { nil }
+    public var servesQueries: Bool { true }
 }
 
 /// The rest of the chain after a plugin.

@@ -27,17 +27,37 @@ public final class CachePlugin: DNSPlugin {
         var edns: Bool
     }
 
-    struct Entry {
-        var message: DNSMessage
-        var stored: ContinuousClock.Instant
-        var ttl: UInt32
+    /// A class, so a hit costs one retain instead of copying the message's arrays.
+    final class Entry: Sendable {
+        let message: DNSMessage
+        let stored: ContinuousClock.Instant
+        let ttl: UInt32
         /// The answer in wire form, sent with only the id, RD, the name's case and the TTLs patched.
-        var wire: WireAnswer
+        let wire: WireAnswer
+
+        init(message: DNSMessage, stored: ContinuousClock.Instant, ttl: UInt32, wire: WireAnswer) {
+            self.message = message
+            self.stored = stored
+            self.ttl = ttl
+            self.wire = wire
+        }
+    }
+
+    struct Tables {
+        var success: [Key: Entry] = [:]
+        var denial: [Key: Entry] = [:]
+
+        subscript(table: Table) -> [Key: Entry] {
+            get { table == .success ? success : denial }
+            _modify {
+                if table == .success { yield &success } else { yield &denial }
+            }
+        }
     }
 
     public let config: Config
     enum Table: String { case success, denial }
-    let tables = Mutex<[Table: [Key: Entry]]>([.success: [:], .denial: [:]])
+    let tables = Mutex(Tables())
     let metrics: DNSMetrics?
     let serverLabel: String
     let zonesLabel: String
@@ -114,12 +134,13 @@ public final class CachePlugin: DNSPlugin {
                       checkingDisabled: request.message.checkingDisabled, edns: request.message.edns != nil)
         counters?.requests.increment()
         let t = now()
-        if let hit = lookup(key, at: t) {
+        if let (hit, age) = lookup(key, at: t) {
             var m = hit.message
             m.id = request.message.id
             m.questions = request.message.questions
+            m.ttlAge = age
             var wire = hit.wire
-            wire.age = m.ttlAge
+            wire.age = age
             return .done(DNSResponse(message: m, plugin: name, wire: wire))
         }
         counters?.misses.increment()
@@ -129,26 +150,24 @@ public final class CachePlugin: DNSPlugin {
         }
     }
 
-    func lookup(_ key: Key, at t: ContinuousClock.Instant) -> Entry? {
-        for table in [Table.success, .denial] {
-            let found = tables.withLock { tables -> Entry? in
-                guard let e = tables[table]?[key] else { return nil }
+    /// The live entry for `key` and its age in seconds (its TTLs are counted down by that
+    /// when written); an expired one is dropped.
+    func lookup(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, UInt32)? {
+        let found = tables.withLock { tables -> (Entry, UInt32, Table)? in
+            func live(_ table: Table) -> (Entry, UInt32, Table)? {
+                guard let e = tables[table][key] else { return nil }
                 let age = UInt32(max(0, (t - e.stored).components.seconds))
                 if age >= e.ttl {
-                    tables[table]?[key] = nil
+                    tables[table][key] = nil
                     return nil
                 }
-                // Capped at the entry's TTL when stored; counted down by its age when written.
-                var aged = e
-                aged.message.ttlAge = age
-                return aged
+                return (e, age, table)
             }
-            if let found {
-                counters?.hits[table]?.increment()
-                return found
-            }
+            return live(.success) ?? live(.denial)
         }
-        return nil
+        guard let (entry, age, table) = found else { return nil }
+        counters?.hits[table]?.increment()
+        return (entry, age)
     }
 
     func store(_ key: Key, _ m: DNSMessage, at t: ContinuousClock.Instant) {
@@ -171,12 +190,10 @@ public final class CachePlugin: DNSPlugin {
         let table: Table = isDenial || m.rcode == .serverFailure ? .denial : .success
         let capacity = table == .success ? config.successCapacity : config.denialCapacity
         let (size, evicted) = tables.withLock { tables -> (Int, Bool) in
-            var entries = tables[table] ?? [:]
-            tables[table] = nil
             var evicted = false
-            if entries[key] == nil, entries.count >= capacity, let victim = entries.keys.randomElement() {
+            if tables[table][key] == nil, tables[table].count >= capacity, let victim = tables[table].keys.randomElement() {
                 // CoreDNS evicts a random entry when full.
-                entries[victim] = nil
+                tables[table][victim] = nil
                 evicted = true
             }
             var capped = m
@@ -188,10 +205,8 @@ public final class CachePlugin: DNSPlugin {
             capped.answers = m.answers.map(cap)
             capped.authorities = m.authorities.map(cap)
             capped.additionals = m.additionals.map(cap)
-            entries[key] = Entry(message: capped, stored: t, ttl: ttl, wire: capped.wireAnswer())
-            let n = entries.count
-            tables[table] = entries
-            return (n, evicted)
+            tables[table][key] = Entry(message: capped, stored: t, ttl: ttl, wire: capped.wireAnswer())
+            return (tables[table].count, evicted)
         }
         if evicted { count("coredns_cache_evictions_total", table.rawValue) }
         metrics?.gauge("coredns_cache_entries", [("server", serverLabel), ("type", table.rawValue), ("zones", zonesLabel), ("view", "")],
@@ -207,6 +222,6 @@ public final class CachePlugin: DNSPlugin {
     }
 
     public var entryCount: (success: Int, denial: Int) {
-        tables.withLock { ($0[.success]?.count ?? 0, $0[.denial]?.count ?? 0) }
+        tables.withLock { ($0.success.count, $0.denial.count) }
     }
 }

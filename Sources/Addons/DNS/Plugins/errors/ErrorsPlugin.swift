@@ -17,6 +17,7 @@ public final class ErrorsPlugin: DNSPlugin, DNSObserver {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 
     public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
         guard let error = response.error else { return }

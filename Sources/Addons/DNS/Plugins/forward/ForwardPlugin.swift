@@ -332,7 +332,7 @@ public final class ForwardPlugin: DNSPlugin {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    channel.writeAndFlush(TCPDNSHandler.frame(bytes, channel.allocator), promise: nil)
+                    channel.writeAndFlush(TCPDNSHandler.frame(channel.allocator.buffer(bytes: bytes), channel.allocator), promise: nil)
                     let task = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
                         promise.fail(ForwardError.timeout("read tcp ->\(upstream.ipAddress ?? ""):\(upstream.port ?? 53): i/o timeout"))
                         channel.close(promise: nil)

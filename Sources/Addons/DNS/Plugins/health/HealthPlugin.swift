@@ -30,6 +30,7 @@ public final class HealthPlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 
     public func start(_ context: PluginContext) async throws {
         let metrics = self.metrics

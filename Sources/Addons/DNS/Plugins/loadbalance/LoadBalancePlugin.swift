@@ -13,15 +13,27 @@ public final class LoadBalancePlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult {
-        next(request).map { response in
-            let movable = response.message.answers.reduce(0) { $0 + (Self.movable.contains($1.type) ? 1 : 0) }
-            // One address has no order to change: the answer (and its wire form) stays as is.
-            guard movable > 1 else { return response }
+        let result = next(request)
+        // One address has no order to change: the answer (and its wire form) stays as is.
+        if case .done(let response) = result, !Self.hasOrder(response.message.answers) { return result }
+        return result.map { response in
+            guard Self.hasOrder(response.message.answers) else { return response }
             var r = response
             r.message.answers = Self.shuffle(r.message.answers)
             r.wire = nil
             return r
         }
+    }
+
+    /// Whether the answer has more than one record whose order can change.
+    static func hasOrder(_ answers: [DNSRecord]) -> Bool {
+        guard answers.count > 1 else { return false }
+        var movable = 0
+        for r in answers where r.type == .a || r.type == .aaaa || r.type == .mx {
+            movable += 1
+            if movable > 1 { return true }
+        }
+        return false
     }
 
     static let movable: Set<DNSType> = [.a, .aaaa, .mx]

@@ -37,6 +37,7 @@ public final class LogPlugin: DNSPlugin, DNSObserver {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 
     public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
         guard zones.contains(where: { request.question.name.isSubdomain(of: $0) }) else { return }

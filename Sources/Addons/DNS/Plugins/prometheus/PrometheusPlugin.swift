@@ -13,13 +13,20 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
         var requestSize: ValueHistogram
         var responseSize: ValueHistogram
     }
-    struct ResponseKey: Hashable {
-        var zone: UInt32
-        var rcode: UInt16
-        var plugin: String
+    /// Both tables under one lock. Responses are keyed by zone, rcode and the answering
+    /// plugin's position in `pluginNames`, so no string is hashed per query.
+    struct Collectors {
+        var requests: [UInt32: RequestCollectors] = [:]
+        var responses: [UInt64: Counter] = [:]
+        var pluginNames: [String] = []
+
+        mutating func pluginIndex(_ name: String) -> UInt64 {
+            if let i = pluginNames.firstIndex(of: name) { return UInt64(i) }
+            pluginNames.append(name)
+            return UInt64(pluginNames.count - 1)
+        }
     }
-    let requestCollectors = Mutex<[UInt32: RequestCollectors]>([:])
-    let responseCounters = Mutex<[ResponseKey: Counter]>([:])
+    let collectors = Mutex(Collectors())
 
     public let name = "prometheus"
     public let address: String
@@ -43,6 +50,7 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 
     public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
         let (s, atto) = duration.components
@@ -50,7 +58,11 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
         let family: UInt32 = request.isIPv6 ? 1 : 0
         let zoneIndex = UInt32(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
         let key = zoneIndex << 18 | UInt32(request.question.type.rawValue) << 2 | (request.transport == .tcp ? 2 : 0) | family
-        let found = requestCollectors.withLock { $0[key] }
+        let rcode = response.message.rcode
+        let (found, foundCounter, rkey) = collectors.withLock { t in
+            let rkey = UInt64(zoneIndex) << 32 | UInt64(rcode.rawValue) << 16 | t.pluginIndex(response.plugin)
+            return (t.requests[key], t.responses[rkey], rkey)
+        }
         let c = found ?? {
             let zone = request.zone.description
             let type = DNSMetrics.typeLabel(request.question.type)
@@ -71,21 +83,20 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
                 responseSize: metrics.histogram("coredns_dns_response_size_bytes",
                                                 [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
                                                 buckets: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
-            requestCollectors.withLock { $0[key] = made }
+            collectors.withLock { $0.requests[key] = made }
             return made
         }()
         c.requests.increment()
         c.duration.record(seconds)
         c.requestSize.record(Double(request.size))
         c.responseSize.record(Double(size))
-        let rkey = ResponseKey(zone: zoneIndex, rcode: response.message.rcode.rawValue, plugin: response.plugin)
-        let counter = responseCounters.withLock { $0[rkey] } ?? {
+        let counter = foundCounter ?? {
             let zone = request.zone.description
             let made = metrics.counter("coredns_dns_responses_total",
                                        [("server", serverLabel), ("zone", zone), ("view", ""),
-                                        ("rcode", response.message.rcode.description), ("plugin", response.plugin)],
+                                        ("rcode", rcode.description), ("plugin", response.plugin)],
                                        help: "Counter of response status codes.")
-            responseCounters.withLock { $0[rkey] = made }
+            collectors.withLock { $0.responses[rkey] = made }
             return made
         }()
         counter.increment()

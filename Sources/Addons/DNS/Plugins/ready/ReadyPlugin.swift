@@ -22,6 +22,7 @@ public final class ReadyPlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 
     public func watch(_ plugins: [any DNSPlugin]) { watched.withLock { $0 = plugins } }
 

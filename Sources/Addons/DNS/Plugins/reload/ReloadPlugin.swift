@@ -28,4 +28,5 @@ public final class ReloadPlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 }

@@ -31,4 +31,5 @@ public final class TLSPlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult { next(request) }
+    public var servesQueries: Bool { false }
 }
