@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "Addons",
             dependencies: [
-                "APIMachinery", "Controllers",
+                "APIMachinery", "Controllers", "CShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

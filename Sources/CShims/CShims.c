@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include "CShims.h"
 
 #include <errno.h>
@@ -168,3 +169,5 @@ int labnode_set_window_size(int fd, unsigned short rows, unsigned short columns)
     struct winsize size = { .ws_row = rows, .ws_col = columns, .ws_xpixel = 0, .ws_ypixel = 0 };
     return ioctl(fd, TIOCSWINSZ, &size);
 }
+
+int labnode_malloc_trim(void) { return malloc_trim(0); }

@@ -34,7 +34,7 @@ struct DNSCommand: AsyncParsableCommand {
             LoggingSystem.bootstrap { label in CoreDNSLogHandler(sink: sink) }
             let logger = Logger(label: "dns")
             let directory = serviceAccountDir
-            let addon = DNSAddon(path: conf, host: listen, sink: sink, logger: logger) {
+            let addon = DNSAddon(path: conf, host: listen, sink: sink, logger: logger, trimMemory: true) {
                 // In-cluster configuration, read when the kubernetes plugin starts. Benchmarks
                 // run the server on the node with a service account directory of their own.
                 try RemoteAPIClient(config: try InClusterConfig.load(directory: directory), logger: logger)

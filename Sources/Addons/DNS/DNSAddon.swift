@@ -41,12 +41,16 @@ public final class DNSAddon: Sendable {
     let group: any EventLoopGroup
     let apiClient: @Sendable () throws -> any APIClient
     let current = LockedBox<(server: DNSServer, hash: String, text: String)?>(nil)
+    /// Whether start-up's memory is given back once the server answers (`MemoryTrim`): the
+    /// `labnode dns` process does; a server inside another process (tests) does not.
+    let trimMemory: Bool
 
     /// - Parameters:
     ///   - apiClient: how the kubernetes plugin reaches the API (in-cluster configuration).
     public init(path: String, host: String = "0.0.0.0", sink: LineSink = .standardOutput, logger: Logger,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, trimMemory: Bool = false,
                 apiClient: @escaping @Sendable () throws -> any APIClient) {
+        self.trimMemory = trimMemory
         self.path = path
         self.host = host
         self.sink = sink
@@ -92,6 +96,7 @@ public final class DNSAddon: Sendable {
         if reloadSettings != nil { sink.write("[INFO] plugin/reload: Running configuration SHA512 = \(hash)") }
         sink.write("CoreDNS-\(DNSVersion.coreDNSCompatible) (labnode dns)")
         sink.write("linux/\(Self.machine), \(DNSVersion.runtime), \(DNSVersion.revision)")
+        if trimMemory { MemoryTrim.afterStartUp() }
     }
 
     static var machine: String {
@@ -128,6 +133,7 @@ public final class DNSAddon: Sendable {
         do {
             try await fresh.start()
             current.value = (fresh, hash, text)
+            if trimMemory { MemoryTrim.afterStartUp() }
             sink.write("[INFO] Reloading complete")
             sink.write("[INFO] plugin/reload: Running configuration SHA512 = \(hash)")
             return true

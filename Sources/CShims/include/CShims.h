@@ -78,4 +78,8 @@ int labnode_seccomp_install(const void *instructions, unsigned short count);
 // Sets IFF_UP on "lo" in the calling thread's network namespace.
 int labnode_loopback_up(void);
 
+// glibc's malloc_trim(0) (<malloc.h> is not part of Swift's Glibc module): returns
+// the free heap of every arena to the kernel. Returns 1 when memory was released.
+int labnode_malloc_trim(void);
+
 #endif
