@@ -36,10 +36,22 @@ in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/de
 t1=$(now_ms)
 first_up_ms=$((t1 - t0))
 in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null
+# The second start, and when its API first answers /readyz (polled every ~2 ms from the
+# moment `labnode up` is typed: the daemon's exec and start-up included).
 t0=$(now_ms)
-in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null
+in_ns "$LABNODE" up --data-dir "$WORK/data" --kubeconfig "$WORK/kubeconfig" >/dev/null &
+UP=$!
+api_ready_ms=""
+while [ -z "$api_ready_ms" ] && kill -0 $UP 2>/dev/null; do
+    if in_ns curl -sk --max-time 0.5 https://127.0.0.1:6443/readyz 2>/dev/null | grep -q '^ok'; then
+        api_ready_ms=$(( $(now_ms) - t0 ))
+    fi
+    sleep 0.002
+done
+wait $UP
 t1=$(now_ms)
 second_up_ms=$((t1 - t0))
+[ -n "$api_ready_ms" ] || api_ready_ms=$second_up_ms
 # Ready means answering: ask kube-dns from the node, as a pod would.
 dns_ip=$(K get service kube-dns -n kube-system -o jsonpath='{.spec.clusterIP}')
 in_ns dig +short +time=2 +tries=1 @"$dns_ip" kubernetes.default.svc.cluster.local | grep -q . ||
@@ -155,6 +167,7 @@ read get_rps get_p50 < <(wrk_run -t2 -c50 -d${DUR}s -s "$WORK/get.lua" "$URL")
 read nginx_rps nginx_p50 < <(wrk_run -t2 -c50 -d${DUR}s https://127.0.0.1:8443/bench.json)
 row up-first "\`labnode up\` to ready (API, node, proxy, DNS answering), first start: builds the images" "$first_up_ms" ms "" ""
 row up-second "\`labnode up\` to ready, second start (images already built)" "$second_up_ms" ms "" ""
+row up-second-api "second \`labnode up\` to API ready (/readyz answers)" "$api_ready_ms" ms "" ""
 row idle-rss "idle RSS, the daemon" "$((rss_kb / 1024))" MB "" ""
 row idle-cluster "idle memory, whole cluster (PSS of the daemon and its pods)" "$((cluster_pss_kb / 1024))" MB "" ""
 row api-get "GET one ${bytes}-byte object over TLS, wrk -t2 -c50" "$get_rps" req/s "nginx, the same JSON as a static file over TLS" "$nginx_rps"
@@ -177,6 +190,7 @@ cat > Benchmarks/results/api.md <<MD
 |---|---|---|---|---|
 | first \`labnode up\` to ready (API, node, proxy, DNS answering; builds images) | ${first_up_ms} ms | - | - | |
 | second \`labnode up\` to ready | ${second_up_ms} ms | - | - | |
+| second \`labnode up\` to API ready (/readyz answers, from the command) | ${api_ready_ms} ms | - | - | < 300 ms |
 | idle RSS, the daemon | $((rss_kb / 1024)) MB (anonymous $((anon_kb / 1024)) MB) | - | - | < 30 MB |
 | idle memory, whole cluster (PSS: daemon, DNS pod, standby init) | $((cluster_pss_kb / 1024)) MB | - | - | |
 | GET one ${bytes}-byte object, TLS, wrk -t2 -c50 | ${get_rps} req/s, p50 ${get_p50} ms | nginx ${nginx_rps} req/s, p50 ${nginx_p50} ms | $(ratio "$get_rps" "$nginx_rps") | >= 0.3, p50 < 1 ms |
@@ -184,7 +198,7 @@ cat > Benchmarks/results/api.md <<MD
 | watch event after a write (p50 / p99 of 30) | ${watch_ms} ms | - | - | < 5 ms |
 MD
 cat > Benchmarks/results/api.json <<JSON
-{"first_up_ms": $first_up_ms, "second_up_ms": $second_up_ms, "idle_rss_kb": $rss_kb, "idle_anon_kb": $anon_kb, "cluster_pss_kb": $cluster_pss_kb,
+{"first_up_ms": $first_up_ms, "second_up_ms": $second_up_ms, "second_up_api_ready_ms": $api_ready_ms, "idle_rss_kb": $rss_kb, "idle_anon_kb": $anon_kb, "cluster_pss_kb": $cluster_pss_kb,
  "get_rps": ${get_rps:-0}, "get_p50_ms": ${get_p50:-0}, "nginx_tls_rps": ${nginx_rps:-0}, "nginx_p50_ms": ${nginx_p50:-0},
  "create_rps": ${create_rps:-0}, "etcd_put_rps": ${etcd_rps:-0}, "watch_ms_p50_p99": "$watch_ms"}
 JSON

@@ -171,3 +171,5 @@ int labnode_set_window_size(int fd, unsigned short rows, unsigned short columns)
 }
 
 int labnode_malloc_trim(void) { return malloc_trim(0); }
+
+int labnode_malloc_arena_max(int n) { return mallopt(M_ARENA_MAX, n); }

@@ -29,6 +29,7 @@ struct DNSCommand: AsyncParsableCommand {
             print(DNSManifests.corefile(clusterDomain: clusterDomain), terminator: "")
             return
         }
+        MemoryTrim.useOneArena()
         try await Labnode.guarded {
             let sink = LineSink.standardOutput
             LoggingSystem.bootstrap { label in CoreDNSLogHandler(sink: sink) }

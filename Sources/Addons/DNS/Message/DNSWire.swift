@@ -48,6 +48,9 @@ struct WireReader {
     /// A possibly compressed name. Pointers must point backwards, which also rules out loops.
     mutating func name() throws(DNSParseError) -> DNSName {
         var out: [UInt8] = []
+        // One allocation for most names instead of one per doubling as labels are appended
+        // (not 255: names are kept in cached answers).
+        out.reserveCapacity(64)
         var pos = offset
         var jumped = false
         var hops = 0

@@ -67,7 +67,8 @@ public final class CachePlugin: DNSPlugin {
     struct Counters {
         var requests: Counter
         var misses: Counter
-        var hits: [Table: Counter]
+        var successHits: Counter
+        var denialHits: Counter
     }
     let counters: Counters?
 
@@ -85,8 +86,8 @@ public final class CachePlugin: DNSPlugin {
             return Counters(
                 requests: m.counter("coredns_cache_requests_total", labels(nil), help: "The count of cache requests."),
                 misses: m.counter("coredns_cache_misses_total", labels(nil), help: "The count of cache misses. Deprecated, derive misses from cache hits/requests counters."),
-                hits: [.success: m.counter("coredns_cache_hits_total", labels("success"), help: "The count of cache hits."),
-                       .denial: m.counter("coredns_cache_hits_total", labels("denial"), help: "The count of cache hits.")])
+                successHits: m.counter("coredns_cache_hits_total", labels("success"), help: "The count of cache hits."),
+                denialHits: m.counter("coredns_cache_hits_total", labels("denial"), help: "The count of cache hits."))
         }
     }
 
@@ -166,7 +167,7 @@ public final class CachePlugin: DNSPlugin {
             return live(.success) ?? live(.denial)
         }
         guard let (entry, age, table) = found else { return nil }
-        counters?.hits[table]?.increment()
+        if let counters { (table == .success ? counters.successHits : counters.denialHits).increment() }
         return (entry, age)
     }
 
