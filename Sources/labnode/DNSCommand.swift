@@ -29,7 +29,6 @@ struct DNSCommand: AsyncParsableCommand {
             print(DNSManifests.corefile(clusterDomain: clusterDomain), terminator: "")
             return
         }
-        MemoryTrim.useOneArena()
         try await Labnode.guarded {
             let sink = LineSink.standardOutput
             LoggingSystem.bootstrap { label in CoreDNSLogHandler(sink: sink) }

@@ -10,14 +10,34 @@ import XCTest
 final class KubernetesPluginTests: XCTestCase {
     static func service(_ name: String, _ ns: String, ip: String?, type: String = "ClusterIP", externalName: String? = nil,
                         ports: [(String, String, Int)] = [("http", "TCP", 80)]) -> JSON {
-        var spec: JSON = ["type": .string(type), "ports": .array(ports.map { ["name": .string($0.0), "protocol": .string($0.1), "port": .int(Int64($0.2))] })]
+        var spec: JSON = ["type": .string(type), "sessionAffinity": "None",
+                          "ports": .array(ports.map { ["name": .string($0.0), "protocol": .string($0.1), "port": .int(Int64($0.2)),
+                                                       "targetPort": .int(Int64($0.2))] })]
         if let ip { spec["clusterIP"] = .string(ip); spec["clusterIPs"] = [.string(ip)] }
         if let externalName { spec["externalName"] = .string(externalName) }
-        return ["metadata": ["name": .string(name), "namespace": .string(ns)], "spec": spec]
+        // As the add-on's informer keeps it, so every lookup below also checks the trim.
+        return KubernetesPlugin.trim(["metadata": ["name": .string(name), "namespace": .string(ns), "uid": "0b8f6c1e-5d2a-4e8e-9a51-3f1f2d0c9e77",
+                                                   "annotations": ["kubectl.kubernetes.io/last-applied-configuration": "{}"]],
+                                      "spec": spec])
+    }
+
+    func testTrimKeepsOnlyWhatRecordsNeed() {
+        var old = Self.service("x", "default", ip: nil)
+        XCTAssertNil(old[path: "metadata", "uid"])
+        XCTAssertNil(old[path: "metadata", "annotations"])
+        XCTAssertNil(old[path: "spec", "sessionAffinity"])
+        XCTAssertEqual(old[path: "spec", "ports"], [["name": "http", "port": 80, "protocol": "TCP"]])
+        // An object with only the singular clusterIP (older servers) still has its address.
+        old = KubernetesPlugin.trim(["metadata": ["name": "old", "namespace": "default", "resourceVersion": "7"],
+                                     "spec": ["clusterIP": "10.96.0.77", "ports": [["port": 80]]]])
+        XCTAssertEqual(old[path: "spec", "clusterIPs"], ["10.96.0.77"])
+        XCTAssertEqual(old[path: "metadata", "resourceVersion"], "7", "the informer compares versions")
+        let idx = KubernetesIndex(services: [old], slices: [], namespaces: [["metadata": ["name": "default"]]], zone: "cluster.local", serial: 1)
+        XCTAssertEqual(idx.service("old", namespace: "default")?.clusterIPs, ["10.96.0.77"])
     }
 
     static func slice(_ service: String, _ ns: String, _ endpoints: [(String, Bool?, String?)], ports: [(String, String, Int)] = [("http", "TCP", 8080)]) -> JSON {
-        [
+        KubernetesPlugin.trim([
             "metadata": ["name": .string(service + "-abc"), "namespace": .string(ns), "labels": ["kubernetes.io/service-name": .string(service)]],
             "ports": .array(ports.map { ["name": .string($0.0), "protocol": .string($0.1), "port": .int(Int64($0.2))] }),
             "endpoints": .array(endpoints.map { ip, ready, host in
@@ -25,7 +45,7 @@ final class KubernetesPluginTests: XCTestCase {
                 if let host { e["hostname"] = .string(host) }
                 return e
             }),
-        ]
+        ])
     }
 
     static let index = KubernetesIndex(

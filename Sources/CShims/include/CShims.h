@@ -82,8 +82,4 @@ int labnode_loopback_up(void);
 // the free heap of every arena to the kernel. Returns 1 when memory was released.
 int labnode_malloc_trim(void);
 
-// mallopt(M_ARENA_MAX, n): at most n malloc arenas (glibc makes one per thread that
-// contends, up to 8 per core, each keeping its own free memory).
-int labnode_malloc_arena_max(int n);
-
 #endif

@@ -39,15 +39,6 @@ public enum MemoryTrim {
         return out
     }
 
-    /// One malloc arena for the whole process, set before the threads start: the query path
-    /// runs on one event loop, so the arenas glibc would add for the informers' and the
-    /// runtime's threads only hold free memory apart (about 2 MB with 1,000 Services).
-    public static func useOneArena() {
-        #if os(Linux)
-        labnode_malloc_arena_max(1)
-        #endif
-    }
-
     /// Trims now. Cheap (a few milliseconds); call it after start-up and after a reload.
     @discardableResult
     public static func afterStartUp() -> Report {

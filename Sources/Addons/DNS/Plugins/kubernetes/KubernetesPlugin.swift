@@ -40,17 +40,24 @@ public final class KubernetesPlugin: DNSPlugin {
     /// managedFields and the rest would be most of the memory.
     @Sendable static func trim(_ obj: JSON) -> JSON {
         var meta: JSON = [:]
-        for key in ["name", "namespace", "resourceVersion", "uid"] { if let v = obj[path: "metadata", key] { meta[key] = v } }
+        for key in ["name", "namespace", "resourceVersion"] { if let v = obj[path: "metadata", key] { meta[key] = v } }
         if let svc = obj[path: "metadata", "labels", "kubernetes.io/service-name"] {
             meta["labels"] = ["kubernetes.io/service-name": svc]
         }
         var out: JSON = ["metadata": meta]
         if let spec = obj["spec"] {
             var s: JSON = [:]
-            for key in ["type", "clusterIP", "clusterIPs", "externalName", "ports"] { if let v = spec[key] { s[key] = v } }
+            for key in ["type", "externalName"] { if let v = spec[key] { s[key] = v } }
+            // clusterIP only when there is no clusterIPs list (which starts with it).
+            if let ips = spec["clusterIPs"], ips.arrayValue?.isEmpty == false {
+                s["clusterIPs"] = ips
+            } else if let ip = spec["clusterIP"] {
+                s["clusterIPs"] = [ip]
+            }
+            if let ports = spec["ports"] { s["ports"] = trimPorts(ports) }
             out["spec"] = s
         }
-        if let ports = obj["ports"] { out["ports"] = ports }
+        if let ports = obj["ports"] { out["ports"] = trimPorts(ports) }
         if let endpoints = obj["endpoints"]?.arrayValue {
             out["endpoints"] = .array(endpoints.map { ep in
                 var e: JSON = [:]
@@ -60,6 +67,15 @@ public final class KubernetesPlugin: DNSPlugin {
         }
         if let ips = obj[path: "status", "podIPs"] { out["status"] = ["podIPs": ips] }
         return out
+    }
+
+    /// A port's name, number and protocol (targetPort, nodePort, appProtocol are not records).
+    static func trimPorts(_ ports: JSON) -> JSON {
+        .array((ports.arrayValue ?? []).map { p in
+            var t: JSON = [:]
+            for key in ["name", "port", "protocol"] { if let v = p[key] { t[key] = v } }
+            return t
+        })
     }
 
     public init(config: Config, logger: Logger, client: @escaping @Sendable () throws -> any APIClient) {
