@@ -142,7 +142,7 @@ while todo:
         continue
     if b"dns" in args[1:2] and b"/etc/coredns/Corefile" in args:
         kb = {l.split(":")[0]: int(l.split()[1]) for l in status.splitlines() if l.startswith(("VmRSS", "RssAnon"))}
-        print("%d (anon %d)" % (kb["VmRSS"] // 1024, kb["RssAnon"] // 1024))
+        print("%.1f (anon %.1f)" % (kb["VmRSS"] / 1024, kb["RssAnon"] / 1024))
         break
 PY
 )

@@ -8,7 +8,7 @@ struct BenchSmokeTests {
     static let rows = ["up-first", "up-kind", "up-k3d", "up-minikube", "up-second", "idle-rss", "idle-cluster", "idle-k3s",
                        "idle-minikube", "idle-kind", "pod-start-p50", "pod-start-p99", "proxy-full-100", "proxy-change-100",
                        "proxy-full-1000", "proxy-change-1000", "service-first-connection-iptables",
-                       "service-first-connection-nftables", "service-first-connection-userspace", "dns-qps", "dns-p99", "api-get"]
+                       "service-first-connection-nftables", "service-first-connection-userspace", "dns-qps", "dns-p99", "dns-rss", "api-get", "up-second-api"]
 
     @Test func quickRunPrintsEveryRowAndWritesItsReports() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-bench-\(UUID().uuidString.prefix(8))").path
