@@ -62,26 +62,8 @@ rss_kb=$(awk '/VmRSS/{print $2}' /proc/$DAEMON/status)
 anon_kb=$(awk '/RssAnon/{print $2}' /proc/$DAEMON/status)
 # The whole cluster: the daemon and every process under it (the DNS pod, a standby init), as
 # PSS, so the pages they share (one binary) count once.
-cluster_pss_kb=$(python3 - "$DAEMON" <<'PY'
-import os, sys
-children = {}
-for p in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        stat = open("/proc/%s/stat" % p).read()
-    except OSError:
-        continue
-    children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(p))
-total, todo = 0, [int(sys.argv[1])]
-while todo:
-    p = todo.pop()
-    todo += children.get(p, [])
-    try:
-        total += sum(int(l.split()[1]) for l in open("/proc/%d/smaps_rollup" % p) if l.startswith("Pss:"))
-    except OSError:
-        pass
-print(total)
-PY
-)
+cluster_pss_kb=$(for p in $(cluster_pids); do awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null; done |
+    awk '{t += $1} END {print t + 0}')
 
 # --- the object both servers serve ----------------------------------------------------------
 K create serviceaccount bench >/dev/null

@@ -122,30 +122,13 @@ DNS_IP=$(K get service kube-dns -n kube-system -o jsonpath='{.spec.clusterIP}')
 last=$(tail -1 "$WORK/ips" | cut -d' ' -f1)
 for _ in $(seq 100); do in_ns dig +short +time=1 +tries=1 @"$DNS_IP" "$last.bench.svc.cluster.local" | grep -q . && break; sleep 0.2; done
 in_ns dnsperf -s "$DNS_IP" -d "$WORK/queries" -l 3 -c 1 -T 1 -q 20 >/dev/null 2>&1 || true
-POD_RSS=$(python3 - "$(cat "$WORK/data/labnode.pid")" <<'PY'
-import os, sys
-children = {}
-for p in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        stat = open("/proc/%s/stat" % p).read()
-    except OSError:
-        continue
-    children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(p))
-todo = [int(sys.argv[1])]
-while todo:
-    p = todo.pop()
-    todo += children.get(p, [])
-    try:
-        args = open("/proc/%d/cmdline" % p, "rb").read().split(b"\0")
-        status = open("/proc/%d/status" % p).read()
-    except OSError:
-        continue
-    if b"dns" in args[1:2] and b"/etc/coredns/Corefile" in args:
-        kb = {l.split(":")[0]: int(l.split()[1]) for l in status.splitlines() if l.startswith(("VmRSS", "RssAnon"))}
-        print("%.1f (anon %.1f)" % (kb["VmRSS"] / 1024, kb["RssAnon"] / 1024))
+POD_RSS=""
+for p in $(cluster_pids); do
+    if tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q ' dns -conf /etc/coredns/Corefile'; then
+        POD_RSS=$(awk '/^VmRSS/ {t=$2} /^RssAnon/ {a=$2} END {printf "%.1f (anon %.1f)", t/1024, a/1024}' /proc/$p/status)
         break
-PY
-)
+    fi
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 mkdir -p Benchmarks/results

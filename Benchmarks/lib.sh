@@ -5,6 +5,7 @@
 #   PIDS+=(pid)                                     (processes to SIGKILL on exit)
 #   bench_on_exit 'commands'                        (extra cleanup, run first)
 #   row ID "figure" VALUE UNIT "peer" PEER_VALUE [SAMPLES]   (a result for `labnode bench`)
+#   cluster_pids                                    (the daemon and every process under it)
 
 PIDS=()
 BENCH_EXTRA_CLEANUP=":"
@@ -59,5 +60,25 @@ def num(s):
 r = {"id": a[0], "figure": a[1], "labnode": num(a[2]), "unit": a[3], "peer": a[4], "peer_value": num(a[5])}
 if a[6]: r["samples"] = json.loads(a[6])
 print(json.dumps(r))
+PY
+}
+
+# The labnode daemon of $WORK/data and every process under it (pods, the standby init), one
+# PID per line, the daemon first.
+cluster_pids() {
+    python3 - "$(cat "$WORK/data/labnode.pid")" <<'PY'
+import os, sys
+children = {}
+for p in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open("/proc/%s/stat" % p).read()
+    except OSError:
+        continue
+    children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(p))
+todo = [int(sys.argv[1])]
+while todo:
+    p = todo.pop(0)
+    print(p)
+    todo += children.get(p, [])
 PY
 }
