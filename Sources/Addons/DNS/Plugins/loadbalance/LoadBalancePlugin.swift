@@ -13,35 +13,29 @@ public final class LoadBalancePlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult {
-        let result = next(request)
-        // One address has no order to change: the answer (and its wire form) stays as is.
-        if case .done(let response) = result, !Self.hasOrder(response.message.answers) { return result }
-        return result.map { response in
-            guard Self.hasOrder(response.message.answers) else { return response }
-            var r = response
-            r.message.answers = Self.shuffle(r.message.answers)
-            r.wire = nil
-            return r
+        // A switch, not DNSResult.map: the usual synchronous answer needs no closure.
+        switch next(request) {
+        case .done(let response): .done(Self.balanced(response))
+        case .later(let future): .later(future.map(Self.balanced))
         }
     }
 
-    /// Whether the answer has more than one record whose order can change.
-    static func hasOrder(_ answers: [DNSRecord]) -> Bool {
-        guard answers.count > 1 else { return false }
-        var movable = 0
-        for r in answers where r.type == .a || r.type == .aaaa || r.type == .mx {
-            movable += 1
-            if movable > 1 { return true }
-        }
-        return false
+    /// The response with its movable records shuffled. One address has no order to change:
+    /// such an answer (and its wire form) stays as it is.
+    @Sendable static func balanced(_ response: DNSResponse) -> DNSResponse {
+        guard response.message.answers.lazy.filter({ isMovable($0.type) }).count > 1 else { return response }
+        var r = response
+        r.message.answers = shuffle(r.message.answers)
+        r.wire = nil
+        return r
     }
 
-    static let movable: Set<DNSType> = [.a, .aaaa, .mx]
+    static func isMovable(_ type: DNSType) -> Bool { type == .a || type == .aaaa || type == .mx }
 
     static func shuffle(_ records: [DNSRecord]) -> [DNSRecord] {
         guard records.count > 1 else { return records }
-        let fixed = records.filter { !movable.contains($0.type) }
-        let shuffled = records.filter { movable.contains($0.type) }.shuffled()
+        let fixed = records.filter { !isMovable($0.type) }
+        let shuffled = records.filter { isMovable($0.type) }.shuffled()
         return fixed + shuffled
     }
 }
