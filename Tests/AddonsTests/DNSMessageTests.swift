@@ -55,6 +55,19 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertLessThan(bytes.count, uncompressed)
     }
 
+    /// A received datagram is read in place: a buffer whose readable bytes start past other
+    /// data (a slice of the socket's read buffer) reads the same, and its tail is not read.
+    func testParsingFromAByteBufferReadsOnlyItsReadableBytes() throws {
+        var m = DNSMessage.reply(to: query("web.default.svc.cluster.local", .a, edns: 1232))
+        m.answers = [DNSRecord(name: m.questions[0].name, ttl: 30, data: .a(IPv4(0x0a60_0001)))]
+        let bytes = m.serialized()
+        var buffer = ByteBuffer(bytes: [0xde, 0xad] + bytes + [0xbe, 0xef])
+        buffer.moveReaderIndex(forwardBy: 2)
+        let slice = try XCTUnwrap(buffer.readSlice(length: bytes.count))
+        XCTAssertEqual(try DNSMessage(parsing: slice), m)
+        XCTAssertThrowsError(try DNSMessage(parsing: ByteBuffer(bytes: bytes.dropLast(3))), "a short buffer is an error, not a read past it")
+    }
+
     func testTruncationKeepsQuestionAndSetsTC() throws {
         var m = DNSMessage.reply(to: query("many.default.svc.cluster.local"))
         for i in 0..<100 {

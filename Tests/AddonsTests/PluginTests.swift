@@ -57,10 +57,11 @@ final class PluginTests: XCTestCase {
         let hit = try run(cache, request("A.EXAMPLE."), then: [backend])
         XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second question came from the cache")
         // TTLs as written on the wire: capped at the cache's TTL, counted down by age.
-        func ttl(_ r: DNSResponse) throws -> UInt32? { try DNSMessage(parsing: r.message.serialized()).answers.first?.ttl }
+        // A hit hands on the stored message and its age; the dispatcher writes it for the asker.
+        func ttl(_ r: DNSResponse) throws -> UInt32? { try DNSMessage(parsing: r.agedMessage.serialized()).answers.first?.ttl }
         XCTAssertEqual(try ttl(hit), 30, "capped at the cache's TTL")
-        XCTAssertEqual(hit.message.id, 9)
-        XCTAssertEqual(hit.message.questions.first?.name.description, "A.EXAMPLE.", "the asker's spelling")
+        XCTAssertEqual(hit.plugin, "cache")
+        XCTAssertNotNil(hit.wire, "a hit carries its wire form")
         clock.withLock { $0 = $0 + .seconds(12) }
         XCTAssertEqual(try ttl(try run(cache, request("a.example."), then: [backend])), 18, "counted down")
         clock.withLock { $0 = $0 + .seconds(20) }
@@ -72,7 +73,7 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(nx.calls.withLock { $0 }, 1)
         XCTAssertEqual(cache.entryCount.success, 1)
         XCTAssertEqual(cache.entryCount.denial, 1)
-        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
         XCTAssertTrue(text.contains(#"coredns_cache_hits_total{server="dns://:53",type="success",zones=".",view=""} 2"#), text)
         XCTAssertTrue(text.contains(#"coredns_cache_entries{server="dns://:53",type="denial",zones=".",view=""} 1"#), text)
     }
@@ -106,6 +107,34 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(first.answers.first?.ttl, 60)
         XCTAssertEqual(second.answers.first?.data, first.answers.first?.data)
         XCTAssertEqual(second.answers.first?.name.description, "WwW.ExAmPlE.", "the answer's name points at the asker's spelling")
+    }
+
+    /// A cached answer with several addresses is shuffled by loadbalance, which drops its wire
+    /// form: the dispatcher then writes the message, still with this asker's id and spelling
+    /// and the TTLs counted down by the entry's age.
+    func testShuffledCacheHitsAreWrittenForTheAskerWithAgedTTLs() throws {
+        let clock = Mutex(ContinuousClock.now)
+        let cache = CachePlugin(config: CachePlugin.Config(), metrics: nil, serverLabel: "dns://:53", now: { clock.withLock { $0 } })
+        let backend = Fixed(answers: (1...4).map { DNSRecord(name: "x.", ttl: 60, data: .a(IPv4(0x0a00_0000 + UInt32($0)))) })
+        let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [LoadBalancePlugin(), cache, backend], serverLabel: "dns://:53")])
+        func ask(_ name: String, id: UInt16) throws -> DNSMessage {
+            var q = DNSMessage()
+            q.id = id
+            q.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: .a)]
+            guard case .reply(let bytes) = d.handle(q.serialized(), remote: nil, transport: .udp, eventLoop: loop) else {
+                XCTFail("no immediate answer")
+                return DNSMessage()
+            }
+            return try DNSMessage(parsing: Array(bytes.readableBytesView))
+        }
+        _ = try ask("www.example.", id: 1)
+        clock.withLock { $0 = $0 + .seconds(12) }
+        let second = try ask("WWW.example.", id: 2)
+        XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second came from the cache")
+        XCTAssertEqual(second.id, 2)
+        XCTAssertEqual(second.questions.first?.name.description, "WWW.example.")
+        XCTAssertEqual(second.answers.count, 4)
+        XCTAssertEqual(Set(second.answers.map(\.ttl)), [48], "counted down by the entry's age")
     }
 
     func testLoadbalanceShufflesAddressesButKeepsCNAMEFirst() throws {

@@ -1,3 +1,4 @@
+import NIOCore
 /// Reading and writing DNS messages on the wire (RFC 1035 4.1, RFC 6891 for OPT).
 
 /// Why a packet could not be read. The server answers FORMERR when at least the header was
@@ -13,11 +14,14 @@ public struct DNSParseError: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String { message }
 }
 
+///
+/// It reads memory it does not own (a received datagram's buffer, an array's storage) and must
+/// not outlive the closure that lent it; everything it returns is copied out.
 struct WireReader {
-    let bytes: [UInt8]
+    let bytes: UnsafeRawBufferPointer
     var offset = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     var remaining: Int { bytes.count - offset }
 
@@ -47,6 +51,21 @@ struct WireReader {
 
     /// A possibly compressed name. Pointers must point backwards, which also rules out loops.
     mutating func name() throws(DNSParseError) -> DNSName {
+        // A question's name is never compressed: found whole in place, it is one copy.
+        var end = offset
+        while end < bytes.count, bytes[end] & 0xc0 == 0 {
+            if bytes[end] == 0 {
+                guard end + 1 - offset <= DNSName.maxLength else { break }
+                let wire = Array(bytes[offset...end])
+                offset = end + 1
+                return DNSName(uncheckedWire: wire)
+            }
+            end += 1 + Int(bytes[end])
+        }
+        return try compressedName()
+    }
+
+    private mutating func compressedName() throws(DNSParseError) -> DNSName {
         var out: [UInt8] = []
         // One allocation for most names instead of one per doubling as labels are appended
         // (not 255: names are kept in cached answers).
@@ -90,6 +109,15 @@ struct WireReader {
 extension DNSMessage {
     /// Reads a message; throws on anything malformed (with the id when the header was read).
     public init(parsing bytes: [UInt8]) throws(DNSParseError) {
+        self = try bytes.withUnsafeBytes { raw in Result { () throws(DNSParseError) in try DNSMessage(parsing: raw) } }.get()
+    }
+
+    /// Reads a message straight from a received buffer, without copying it first.
+    public init(parsing buffer: ByteBuffer) throws(DNSParseError) {
+        self = try buffer.withUnsafeReadableBytes { raw in Result { () throws(DNSParseError) in try DNSMessage(parsing: raw) } }.get()
+    }
+
+    init(parsing bytes: UnsafeRawBufferPointer) throws(DNSParseError) {
         guard bytes.count >= 12 else { throw DNSParseError("message shorter than a header (\(bytes.count) bytes)") }
         var r = WireReader(bytes)
         self.init()
@@ -126,12 +154,7 @@ extension DNSMessage {
                     var e = EDNS(udpPayloadSize: record.rclass, version: UInt8(record.ttl >> 16 & 0xff),
                                  dnssecOK: record.ttl & 0x8000 != 0)
                     rcode = DNSRcode(rawValue: UInt16(record.ttl >> 24) << 4 | rcode.rawValue)
-                    var o = WireReader(optData)
-                    while o.remaining > 0 {
-                        let code = try o.u16()
-                        let length = Int(try o.u16())
-                        e.options.append((code, try o.take(length)))
-                    }
+                    e.options = try Self.options(optData)
                     edns = e
                 } else {
                     additionals.append(record)
@@ -140,6 +163,22 @@ extension DNSMessage {
         } catch {
             throw DNSParseError(error.message, id: id)
         }
+    }
+
+    /// The EDNS options in an OPT record's data.
+    private static func options(_ data: [UInt8]) throws(DNSParseError) -> [(code: UInt16, data: [UInt8])] {
+        try data.withUnsafeBytes { raw in
+            Result { () throws(DNSParseError) in
+                var o = WireReader(raw)
+                var options: [(code: UInt16, data: [UInt8])] = []
+                while o.remaining > 0 {
+                    let code = try o.u16()
+                    let length = Int(try o.u16())
+                    options.append((code, try o.take(length)))
+                }
+                return options
+            }
+        }.get()
     }
 
     private static func records(_ count: Int, _ r: inout WireReader, allowOPT: Bool = false) throws(DNSParseError) -> [DNSRecord] {

@@ -72,18 +72,25 @@ public final class DNSDispatcher: Sendable {
 
     public func handle(_ bytes: [UInt8], remote: SocketAddress?, transport: DNSTransport,
                        eventLoop: any EventLoop) -> Outcome {
+        handle(Self.buffer(bytes), remote: remote, transport: transport, eventLoop: eventLoop)
+    }
+
+    /// The packet as received: it is read in place, not copied out first.
+    public func handle(_ packet: ByteBuffer, remote: SocketAddress?, transport: DNSTransport,
+                       eventLoop: any EventLoop) -> Outcome {
         guard accepting.load(ordering: .acquiring) else { return .silent }
         let received = ContinuousClock.now
         let message: DNSMessage
         do {
-            message = try DNSMessage(parsing: bytes)
+            message = try DNSMessage(parsing: packet)
         } catch {
             // Unreadable beyond the header: FORMERR with the id; no header: nothing.
-            guard let id = error.id, bytes.count >= 12, bytes[2] & 0x80 == 0 else { return .silent }
+            guard let id = error.id, let third = packet.getInteger(at: packet.readerIndex + 2, as: UInt8.self),
+                  third & 0x80 == 0 else { return .silent }
             var m = DNSMessage()
             m.id = id
             m.isResponse = true
-            m.opcode = bytes[2] >> 3 & 0xf
+            m.opcode = third >> 3 & 0xf
             m.rcode = .formatError
             return .reply(Self.buffer(m.serialized()))
         }
@@ -108,7 +115,7 @@ public final class DNSDispatcher: Sendable {
             return .reply(Self.buffer(DNSMessage.reply(to: message, rcode: .refused).serialized()))
         }
         let request = DNSRequest(message: message, question: question, remote: remote,
-                                 transport: transport, size: bytes.count, zone: block.zone, server: block.chain.serverLabel,
+                                 transport: transport, size: packet.readableBytes, zone: block.zone, server: block.chain.serverLabel,
                                  eventLoop: eventLoop, received: received)
         let chain = block.chain
         let result = DNSNext(chain: chain.handlers)(request)
@@ -123,7 +130,7 @@ public final class DNSDispatcher: Sendable {
     /// A wire answer made ready for this asker: its id, its RD bit, its spelling of the name,
     /// the TTLs counted down. Nil when it does not fit the asker's UDP size (then the message
     /// is written with truncation) or its question is not where expected.
-    static func patched(_ wire: WireAnswer, for request: DNSRequest) -> ByteBuffer? {
+    static func patched(_ wire: WireAnswer, age: UInt32, for request: DNSRequest) -> ByteBuffer? {
         let name = request.question.name.wire
         let bytes = wire.bytes
         guard bytes.count >= 12 + name.count,
@@ -133,24 +140,24 @@ public final class DNSDispatcher: Sendable {
         out.setInteger(request.message.id, at: 0)
         out.setInteger((bytes[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0), at: 2)
         out.setBytes(name, at: 12)
-        if wire.age > 0 {
+        if age > 0 {
             for at in wire.ttlOffsets where at + 4 <= bytes.count {
                 let ttl = UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
-                out.setInteger(ttl > wire.age ? ttl - wire.age : 0, at: at)
+                out.setInteger(ttl > age ? ttl - age : 0, at: at)
             }
         }
         return out
     }
 
     static func finish(_ request: DNSRequest, _ response: DNSResponse, chain: ServerBlockChain) -> ByteBuffer {
-        if let wire = response.wire, let bytes = patched(wire, for: request) {
+        if let wire = response.wire, let bytes = patched(wire, age: response.ttlAge, for: request) {
             if !chain.observers.isEmpty {
                 let duration = ContinuousClock.now - request.received
                 for o in chain.observers { o.written(request, response, size: bytes.readableBytes, duration: duration) }
             }
             return bytes
         }
-        var message = response.message
+        var message = response.agedMessage
         message.id = request.message.id
         message.isResponse = true
         // Answers keep the asker's spelling of the name (0x20 case randomisation works).

@@ -15,10 +15,8 @@ final class UDPDNSHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        var buffer = envelope.data
-        guard let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
         let remote = envelope.remoteAddress
-        switch dispatcher.handle(bytes, remote: remote, transport: .udp, eventLoop: context.eventLoop) {
+        switch dispatcher.handle(envelope.data, remote: remote, transport: .udp, eventLoop: context.eventLoop) {
         case .silent:
             return
         case .reply(let answer):
@@ -64,8 +62,8 @@ final class TCPDNSHandler: ChannelInboundHandler {
         while let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
               buffer.readableBytes >= 2 + Int(length) {
             buffer.moveReaderIndex(forwardBy: 2)
-            guard let bytes = buffer.readBytes(length: Int(length)) else { break }
-            let outcome = dispatcher.handle(bytes, remote: remote, transport: .tcp, eventLoop: context.eventLoop)
+            guard let packet = buffer.readSlice(length: Int(length)) else { break }
+            let outcome = dispatcher.handle(packet, remote: remote, transport: .tcp, eventLoop: context.eventLoop)
             switch outcome {
             case .silent:
                 context.close(promise: nil)

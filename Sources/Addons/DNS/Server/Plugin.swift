@@ -57,25 +57,67 @@ public struct WireAnswer: Sendable {
     public var bytes: [UInt8]
     /// Where each record's TTL is, to count it down.
     public var ttlOffsets: [Int]
-    /// Seconds to take off every TTL.
-    public var age: UInt32 = 0
 }
 
 /// A finished answer and which plugin wrote it (the `plugin` label of responses_total).
+///
+/// The dispatcher writes `message` with the request's id and question (the asker's spelling),
+/// so a plugin may hand back a stored message as it is: the cache does, with `ttlAge`.
+///
+/// One shared, immutable box: a response passes through every plugin of the chain and the
+/// observers, and a copy of the box is one retain where the fields were about ten. Changing a
+/// field makes a new box (rare: loadbalance shuffling several addresses, the dispatcher
+/// writing a truncated answer).
 public struct DNSResponse: Sendable {
-    public var message: DNSMessage
-    public var plugin: String
+    /// `let` fields: reading them needs no exclusivity check.
+    final class Box: Sendable {
+        let message: DNSMessage
+        let plugin: String
+        let error: String?
+        let wire: WireAnswer?
+
+        init(message: DNSMessage, plugin: String, error: String?, wire: WireAnswer?) {
+            self.message = message
+            self.plugin = plugin
+            self.error = error
+            self.wire = wire
+        }
+    }
+    var box: Box
+    /// Seconds to take off every TTL when the answer is written (not below 0): how the cache
+    /// serves an aged answer without copying its records.
+    public var ttlAge: UInt32 = 0
+
+    public init(message: DNSMessage, plugin: String, error: String? = nil, wire: WireAnswer? = nil, ttlAge: UInt32 = 0) {
+        box = Box(message: message, plugin: plugin, error: error, wire: wire)
+        self.ttlAge = ttlAge
+    }
+
+    public var message: DNSMessage {
+        _read { yield box.message }
+        set { box = Box(message: newValue, plugin: box.plugin, error: box.error, wire: box.wire) }
+    }
+    public var plugin: String {
+        _read { yield box.plugin }
+        set { box = Box(message: box.message, plugin: newValue, error: box.error, wire: box.wire) }
+    }
     /// A processing error for the errors plugin to print (`read udp ...: i/o timeout`).
-    public var error: String?
+    public var error: String? {
+        _read { yield box.error }
+        set { box = Box(message: box.message, plugin: box.plugin, error: newValue, wire: box.wire) }
+    }
     /// The same answer in wire form, when a plugin has it; a plugin that changes `message`
     /// must drop it.
-    public var wire: WireAnswer?
+    public var wire: WireAnswer? {
+        _read { yield box.wire }
+        set { box = Box(message: box.message, plugin: box.plugin, error: box.error, wire: newValue) }
+    }
 
-    public init(message: DNSMessage, plugin: String, error: String? = nil, wire: WireAnswer? = nil) {
-        self.message = message
-        self.plugin = plugin
-        self.error = error
-        self.wire = wire
+    /// `message` with its TTLs to be counted down by `ttlAge` when serialized.
+    public var agedMessage: DNSMessage {
+        var m = box.message
+        m.ttlAge = ttlAge
+        return m
     }
 }
 

@@ -29,17 +29,16 @@ public final class CachePlugin: DNSPlugin {
 
     /// A class, so a hit costs one retain instead of copying the message's arrays.
     final class Entry: Sendable {
-        let message: DNSMessage
+        /// The answer as a hit hands it on, with its wire form (sent with only the id, RD, the
+        /// name's case and the TTLs patched).
+        let response: DNSResponse
         let stored: ContinuousClock.Instant
         let ttl: UInt32
-        /// The answer in wire form, sent with only the id, RD, the name's case and the TTLs patched.
-        let wire: WireAnswer
 
-        init(message: DNSMessage, stored: ContinuousClock.Instant, ttl: UInt32, wire: WireAnswer) {
-            self.message = message
+        init(response: DNSResponse, stored: ContinuousClock.Instant, ttl: UInt32) {
+            self.response = response
             self.stored = stored
             self.ttl = ttl
-            self.wire = wire
         }
     }
 
@@ -61,7 +60,8 @@ public final class CachePlugin: DNSPlugin {
     let metrics: DNSMetrics?
     let serverLabel: String
     let zonesLabel: String
-    let now: @Sendable () -> ContinuousClock.Instant
+    /// The clock, for tests; nil: the time the query arrived, which the dispatcher has read.
+    let now: (@Sendable () -> ContinuousClock.Instant)?
 
     /// The per-query counters, made once.
     struct Counters {
@@ -72,7 +72,7 @@ public final class CachePlugin: DNSPlugin {
     }
     let counters: Counters?
 
-    public init(config: Config, metrics: DNSMetrics?, serverLabel: String, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+    public init(config: Config, metrics: DNSMetrics?, serverLabel: String, now: (@Sendable () -> ContinuousClock.Instant)? = nil) {
         self.config = config
         self.metrics = metrics
         self.serverLabel = serverLabel
@@ -134,15 +134,12 @@ public final class CachePlugin: DNSPlugin {
         let key = Key(name: q.name, type: q.type.rawValue, dnssecOK: request.message.edns?.dnssecOK ?? false,
                       checkingDisabled: request.message.checkingDisabled, edns: request.message.edns != nil)
         counters?.requests.increment()
-        let t = now()
+        let t = now?() ?? request.received
         if let (hit, age) = lookup(key, at: t) {
-            var m = hit.message
-            m.id = request.message.id
-            m.questions = request.message.questions
-            m.ttlAge = age
-            var wire = hit.wire
-            wire.age = age
-            return .done(DNSResponse(message: m, plugin: name, wire: wire))
+            // The stored message as it is: the dispatcher writes it with this asker's id and question.
+            var response = hit.response
+            response.ttlAge = age
+            return .done(response)
         }
         counters?.misses.increment()
         return next(request).map { [self] response in
@@ -155,16 +152,17 @@ public final class CachePlugin: DNSPlugin {
     /// when written); an expired one is dropped.
     func lookup(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, UInt32)? {
         let found = tables.withLock { tables -> (Entry, UInt32, Table)? in
-            func live(_ table: Table) -> (Entry, UInt32, Table)? {
-                guard let e = tables[table][key] else { return nil }
+            for table in [Table.success, .denial] {
+                let entry = table == .success ? tables.success[key] : tables.denial[key]
+                guard let e = entry else { continue }
                 let age = UInt32(max(0, (t - e.stored).components.seconds))
                 if age >= e.ttl {
                     tables[table][key] = nil
-                    return nil
+                    continue
                 }
                 return (e, age, table)
             }
-            return live(.success) ?? live(.denial)
+            return nil
         }
         guard let (entry, age, table) = found else { return nil }
         if let counters { (table == .success ? counters.successHits : counters.denialHits).increment() }
@@ -206,7 +204,8 @@ public final class CachePlugin: DNSPlugin {
             capped.answers = m.answers.map(cap)
             capped.authorities = m.authorities.map(cap)
             capped.additionals = m.additionals.map(cap)
-            tables[table][key] = Entry(message: capped, stored: t, ttl: ttl, wire: capped.wireAnswer())
+            let response = DNSResponse(message: capped, plugin: name, wire: capped.wireAnswer())
+            tables[table][key] = Entry(response: response, stored: t, ttl: ttl)
             return (tables[table].count, evicted)
         }
         if evicted { count("coredns_cache_evictions_total", table.rawValue) }

@@ -13,21 +13,33 @@ public final class LoadBalancePlugin: DNSPlugin {
     }
 
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult {
-        // A switch, not DNSResult.map: the usual synchronous answer needs no closure.
-        switch next(request) {
-        case .done(let response): .done(Self.balanced(response))
-        case .later(let future): .later(future.map(Self.balanced))
+        // A switch, not DNSResult.map: the usual synchronous answer needs no closure, and one
+        // with nothing to move is handed on as it came.
+        let result = next(request)
+        switch result {
+        case .done(let response): return Self.hasOrder(response) ? .done(Self.balanced(response)) : result
+        case .later(let future): return .later(future.map(Self.balanced))
         }
     }
 
-    /// The response with its movable records shuffled. One address has no order to change:
-    /// such an answer (and its wire form) stays as it is.
+    /// Whether the answer has records whose order can change: one address has none, and such
+    /// an answer (and its wire form) stays as it is.
+    static func hasOrder(_ response: DNSResponse) -> Bool {
+        var movable = 0
+        for r in response.message.answers where isMovable(r.type) {
+            movable += 1
+            if movable > 1 { return true }
+        }
+        return false
+    }
+
+    /// The response with its movable records shuffled.
     @Sendable static func balanced(_ response: DNSResponse) -> DNSResponse {
-        guard response.message.answers.lazy.filter({ isMovable($0.type) }).count > 1 else { return response }
-        var r = response
-        r.message.answers = shuffle(r.message.answers)
-        r.wire = nil
-        return r
+        guard hasOrder(response) else { return response }
+        var m = response.message
+        m.answers = shuffle(m.answers)
+        // The stored wire form has the old order.
+        return DNSResponse(message: m, plugin: response.plugin, error: response.error, wire: nil, ttlAge: response.ttlAge)
     }
 
     static func isMovable(_ type: DNSType) -> Bool { type == .a || type == .aaaa || type == .mx }
