@@ -5,13 +5,23 @@ import Synchronization
 /// process's metrics at `/metrics` on its address (default `localhost:9153`).
 ///
 /// The collectors for each label set are found once and kept here under a small integer key,
-/// so a query costs a few atomic increments, not label arrays and string hashing.
+/// so a query costs two atomic increments and one locked update of its three histograms, not
+/// label arrays and string hashing.
 public final class PrometheusPlugin: DNSPlugin, DNSObserver {
-    struct RequestCollectors {
-        var requests: Counter
-        var duration: ValueHistogram
-        var requestSize: ValueHistogram
-        var responseSize: ValueHistogram
+    /// A class: taking it out of the table is one retain. The three histograms are series of
+    /// the metrics' `HistogramTable`, observed together under its one lock.
+    final class RequestCollectors: Sendable {
+        let requests: Counter
+        let duration: Int
+        let requestSize: Int
+        let responseSize: Int
+
+        init(requests: Counter, duration: Int, requestSize: Int, responseSize: Int) {
+            self.requests = requests
+            self.duration = duration
+            self.requestSize = requestSize
+            self.responseSize = responseSize
+        }
     }
     /// Both tables under one lock. Responses are keyed by zone, rcode and the answering
     /// plugin's position in `pluginNames`, so no string is hashed per query.
@@ -63,6 +73,7 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
             let rkey = UInt64(zoneIndex) << 32 | UInt64(rcode.rawValue) << 16 | t.pluginIndex(response.plugin)
             return (t.requests[key], t.responses[rkey], rkey)
         }
+        let histograms = metrics.queryHistograms
         let c = found ?? {
             let zone = request.zone.description
             let type = DNSMetrics.typeLabel(request.question.type)
@@ -72,24 +83,22 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
                                           [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto),
                                            ("family", family == 1 ? "2" : "1"), ("type", type)],
                                           help: "Counter of DNS requests made per zone, protocol and family."),
-                duration: metrics.histogram("coredns_dns_request_duration_seconds",
+                duration: histograms.series("coredns_dns_request_duration_seconds",
                                             [("server", serverLabel), ("zone", zone), ("view", ""), ("type", type)],
-                                            buckets: DNSMetrics.durationBuckets,
+                                            bounds: DNSMetrics.durationBuckets,
                                             help: "Histogram of the time (in seconds) each request took per zone."),
-                requestSize: metrics.histogram("coredns_dns_request_size_bytes",
+                requestSize: histograms.series("coredns_dns_request_size_bytes",
                                                [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
-                                               buckets: DNSMetrics.sizeBuckets,
+                                               bounds: DNSMetrics.sizeBuckets,
                                                help: "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol."),
-                responseSize: metrics.histogram("coredns_dns_response_size_bytes",
+                responseSize: histograms.series("coredns_dns_response_size_bytes",
                                                 [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
-                                                buckets: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
+                                                bounds: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
             collectors.withLock { $0.requests[key] = made }
             return made
         }()
         c.requests.increment()
-        c.duration.record(seconds)
-        c.requestSize.record(Double(request.size))
-        c.responseSize.record(Double(size))
+        histograms.observe((c.duration, seconds), (c.requestSize, Double(request.size)), (c.responseSize, Double(size)))
         let counter = foundCounter ?? {
             let zone = request.zone.description
             let made = metrics.counter("coredns_dns_responses_total",
@@ -112,9 +121,9 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
                           help: "A metric that indicates whether a plugin is enabled on per server and zone basis.").set(Int64(1))
         }
         metrics.counter("coredns_panics_total", [], help: "A metrics that counts the number of panics.").increment(by: Int64(0))
-        let registry = metrics.registry
+        let metrics = metrics
         try await shared.serve(address: address, path: "/metrics") {
-            (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+            (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.exposition())
         }
     }
 }
