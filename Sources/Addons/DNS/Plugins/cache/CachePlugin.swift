@@ -152,17 +152,16 @@ public final class CachePlugin: DNSPlugin {
     /// when written); an expired one is dropped.
     func lookup(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, UInt32)? {
         let found = tables.withLock { tables -> (Entry, UInt32, Table)? in
-            for table in [Table.success, .denial] {
-                let entry = table == .success ? tables.success[key] : tables.denial[key]
-                guard let e = entry else { continue }
+            func live(_ table: Table, _ entry: Entry?) -> (Entry, UInt32, Table)? {
+                guard let e = entry else { return nil }
                 let age = UInt32(max(0, (t - e.stored).components.seconds))
                 if age >= e.ttl {
                     tables[table][key] = nil
-                    continue
+                    return nil
                 }
                 return (e, age, table)
             }
-            return nil
+            return live(.success, tables.success[key]) ?? live(.denial, tables.denial[key])
         }
         guard let (entry, age, table) = found else { return nil }
         if let counters { (table == .success ? counters.successHits : counters.denialHits).increment() }
