@@ -167,6 +167,8 @@ public struct DNSName: Sendable, Hashable, CustomStringConvertible, ExpressibleB
 
     public static func == (a: DNSName, b: DNSName) -> Bool {
         guard a.wire.count == b.wire.count else { return false }
+        // Most comparisons (cache keys) are of names spelled alike: one bytewise compare.
+        if a.wire == b.wire { return true }
         for i in 0..<a.wire.count where lower(a.wire[i]) != lower(b.wire[i]) { return false }
         return true
     }

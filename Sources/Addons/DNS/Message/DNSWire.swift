@@ -46,7 +46,7 @@ struct WireReader {
     mutating func take(_ n: Int) throws(DNSParseError) -> [UInt8] {
         guard n >= 0, offset + n <= bytes.count else { throw DNSParseError("message truncated at byte \(offset)") }
         defer { offset += n }
-        return Array(bytes[offset..<(offset + n)])
+        return Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]))
     }
 
     /// A possibly compressed name. Pointers must point backwards, which also rules out loops.
@@ -56,7 +56,7 @@ struct WireReader {
         while end < bytes.count, bytes[end] & 0xc0 == 0 {
             if bytes[end] == 0 {
                 guard end + 1 - offset <= DNSName.maxLength else { break }
-                let wire = Array(bytes[offset...end])
+                let wire = Array(UnsafeRawBufferPointer(rebasing: bytes[offset...end]))
                 offset = end + 1
                 return DNSName(uncheckedWire: wire)
             }
