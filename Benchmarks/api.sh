@@ -159,8 +159,8 @@ if [ $QUICK -eq 0 ]; then
     read create_rps create_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/create.lua" https://127.0.0.1:6443/api/v1/namespaces/default/configmaps)
     read etcd_rps etcd_p50 < <(wrk_run -t2 -c16 -d${DUR}s -s "$WORK/put.lua" http://127.0.0.1:2379)
     row api-create "create a ConfigMap, 16 connections, durable" "$create_rps" req/s "etcd 3.4 put through its JSON gateway" "$etcd_rps"
-    # --- watch latency: time from sending a write to the event arriving -------------------
-    watch_ms=$(in_ns python3 Benchmarks/watch_latency.py "$TOKEN" "$WORK/data/pki/ca.crt" 30)
+    # --- watch latency: time from sending a write (and from its acknowledgement) to its event ---
+    watch_ms=$(in_ns python3 Benchmarks/watch_latency.py "$TOKEN" "$WORK/data/pki/ca.crt" 100)
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -177,7 +177,7 @@ cat > Benchmarks/results/api.md <<MD
 | idle memory, whole cluster (PSS: daemon, DNS pod, standby init) | $((cluster_pss_kb / 1024)) MB | - | - | |
 | GET one ${bytes}-byte object, TLS, wrk -t2 -c50 | ${get_rps} req/s, p50 ${get_p50} ms | nginx ${nginx_rps} req/s, p50 ${nginx_p50} ms | $(ratio "$get_rps" "$nginx_rps") | >= 0.3, p50 < 1 ms |
 | create ConfigMap, 16 connections, durable | ${create_rps} req/s, p50 ${create_p50} ms | etcd JSON gateway put ${etcd_rps} req/s | $(ratio "$create_rps" "$etcd_rps") | >= 1.0 |
-| watch event after a write (p50 / p99 of 30) | ${watch_ms} ms | - | - | < 5 ms |
+| watch event after a write (p50 / p99 of 100, from sending the durable write; in brackets from its acknowledgement) | ${watch_ms} ms | - | - | < 5 ms |
 MD
 cat > Benchmarks/results/api.json <<JSON
 {"first_up_ms": $first_up_ms, "second_up_ms": $second_up_ms, "second_up_api_ready_ms": $api_ready_ms, "idle_rss_kb": $rss_kb, "idle_anon_kb": $anon_kb, "cluster_pss_kb": $cluster_pss_kb,
