@@ -46,6 +46,19 @@ final class PluginTests: XCTestCase {
         }
     }
 
+    /// An A question for `name` through the whole dispatcher, as the asker reads the answer.
+    func ask(_ d: DNSDispatcher, _ name: String, id: UInt16, rd: Bool = true) throws -> DNSMessage {
+        var q = DNSMessage()
+        q.id = id
+        q.recursionDesired = rd
+        q.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: .a)]
+        guard case .reply(let bytes) = d.handle(q.serialized(), remote: nil, transport: .udp, eventLoop: loop) else {
+            XCTFail("no immediate answer")
+            return DNSMessage()
+        }
+        return try DNSMessage(parsing: Array(bytes.readableBytesView))
+    }
+
     func testCacheKeepsAnswersCountsTTLDownAndKeepsDenialsApart() throws {
         let clock = Mutex(ContinuousClock.now)
         let metrics = DNSMetrics()
@@ -85,20 +98,9 @@ final class PluginTests: XCTestCase {
         let cache = CachePlugin(config: CachePlugin.Config(), metrics: nil, serverLabel: "dns://:53", now: { clock.withLock { $0 } })
         let backend = Fixed(answers: [DNSRecord(name: "x.", ttl: 60, data: .a(IPv4(0x0a00_0001)))])
         let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [cache, backend], serverLabel: "dns://:53")])
-        func ask(_ name: String, id: UInt16, rd: Bool) throws -> DNSMessage {
-            var q = DNSMessage()
-            q.id = id
-            q.recursionDesired = rd
-            q.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: .a)]
-            guard case .reply(let bytes) = d.handle(q.serialized(), remote: nil, transport: .udp, eventLoop: loop) else {
-                XCTFail("no immediate answer")
-                return DNSMessage()
-            }
-            return try DNSMessage(parsing: Array(bytes.readableBytesView))
-        }
-        let first = try ask("www.example.", id: 1, rd: true)
+        let first = try ask(d, "www.example.", id: 1)
         clock.withLock { $0 = $0 + .seconds(7) }
-        let second = try ask("WwW.ExAmPlE.", id: 2, rd: false)
+        let second = try ask(d, "WwW.ExAmPlE.", id: 2, rd: false)
         XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second came from the cache")
         XCTAssertEqual(second.id, 2)
         XCTAssertFalse(second.recursionDesired)
@@ -117,19 +119,9 @@ final class PluginTests: XCTestCase {
         let cache = CachePlugin(config: CachePlugin.Config(), metrics: nil, serverLabel: "dns://:53", now: { clock.withLock { $0 } })
         let backend = Fixed(answers: (1...4).map { DNSRecord(name: "x.", ttl: 60, data: .a(IPv4(0x0a00_0000 + UInt32($0)))) })
         let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [LoadBalancePlugin(), cache, backend], serverLabel: "dns://:53")])
-        func ask(_ name: String, id: UInt16) throws -> DNSMessage {
-            var q = DNSMessage()
-            q.id = id
-            q.questions = [DNSQuestion(name: DNSName(name) ?? .root, type: .a)]
-            guard case .reply(let bytes) = d.handle(q.serialized(), remote: nil, transport: .udp, eventLoop: loop) else {
-                XCTFail("no immediate answer")
-                return DNSMessage()
-            }
-            return try DNSMessage(parsing: Array(bytes.readableBytesView))
-        }
-        _ = try ask("www.example.", id: 1)
+        _ = try ask(d, "www.example.", id: 1)
         clock.withLock { $0 = $0 + .seconds(12) }
-        let second = try ask("WWW.example.", id: 2)
+        let second = try ask(d, "WWW.example.", id: 2)
         XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second came from the cache")
         XCTAssertEqual(second.id, 2)
         XCTAssertEqual(second.questions.first?.name.description, "WWW.example.")
