@@ -125,11 +125,6 @@ public final class HistogramTable: Sendable {
         }
     }
 
-    /// Count and sum of a series, for tests.
-    func totals(_ series: Int) -> (count: Int, sum: Double) {
-        state.withLock { s in (s.series[series].counts.reduce(0, +), s.series[series].sum) }
-    }
-
     func emit(into out: inout [UInt8]) {
         let s = state.withLock { $0 }
         for (f, family) in s.families.enumerated() {
