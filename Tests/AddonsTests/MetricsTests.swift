@@ -4,24 +4,33 @@ import XCTest
 
 @testable import Addons
 
-/// The per-query histograms: what /metrics shows for them, and that the prometheus plugin
+/// The per-query counters and histograms: what /metrics shows for them, and that the prometheus plugin
 /// keeps one series per label set whatever key it found it under.
 final class MetricsTests: XCTestCase {
-    func testHistogramTableWritesCumulativeBucketsSumAndCountAsTheTextFormat() {
-        let table = HistogramTable()
-        let a = table.series("t_seconds", [("zone", "."), ("type", "A")], bounds: [0.00025, 0.0005, 1], help: "Time.")
-        let b = table.series("t_seconds", [("zone", "."), ("type", "AAAA")], bounds: [0.00025, 0.0005, 1], help: "Time.")
-        let size = table.series("t_bytes", [("proto", "udp")], bounds: [0, 100, 200], help: "Size.")
-        XCTAssertEqual(table.series("t_seconds", [("zone", "."), ("type", "A")], bounds: [0.00025, 0.0005, 1], help: "Time."), a,
+    func testQueryTableWritesCountersAndCumulativeBucketsAsTheTextFormat() {
+        let table = QueryMetricsTable()
+        let requests = table.counter("t_total", [("type", "A")], help: "Requests.")
+        let responses = table.counter("t_total", [("type", "AAAA")], help: "Requests.")
+        let a = table.histogram("t_seconds", [("zone", "."), ("type", "A")], bounds: [0.00025, 0.0005, 1], help: "Time.")
+        let b = table.histogram("t_seconds", [("zone", "."), ("type", "AAAA")], bounds: [0.00025, 0.0005, 1], help: "Time.")
+        let size = table.histogram("t_bytes", [("proto", "udp")], bounds: [0, 100, 200], help: "Size.")
+        XCTAssertEqual(table.histogram("t_seconds", [("zone", "."), ("type", "A")], bounds: [0.00025, 0.0005, 1], help: "Time."), a,
                        "the same label set is the same series")
+        let q = QueryMetricsTable.QuerySeries(requests: requests, responses: requests, duration: a, requestSize: size, responseSize: b)
         // Values exact in binary, so the sums print exactly.
-        table.observe((a, 0.0001220703125), (size, 40), (b, 2))
-        table.observe((a, 0.5), (size, 100), (b, 0.75))
-        table.observe((a, 3), (size, 512), (b, 0.000244140625))
+        table.record(q, seconds: 0.0001220703125, requestSize: 40, responseSize: 2)
+        table.record(q, seconds: 0.5, requestSize: 100, responseSize: 0.75)
+        var other = q
+        other.responses = responses
+        table.record(other, seconds: 3, requestSize: 512, responseSize: 0.000244140625)
         var out: [UInt8] = []
         table.emit(into: &out)
         let text = String(decoding: out, as: UTF8.self)
         XCTAssertEqual(text, """
+            # HELP t_total Requests.
+            # TYPE t_total counter
+            t_total{type="A"} 5
+            t_total{type="AAAA"} 1
             # HELP t_seconds Time.
             # TYPE t_seconds histogram
             t_seconds_bucket{zone=".",type="A",le="0.00025"} 1
@@ -49,12 +58,15 @@ final class MetricsTests: XCTestCase {
     }
 
     func testLabelValuesAreEscaped() {
-        let table = HistogramTable()
-        let s = table.series("x", [("zone", "a\"b\\c\nd")], bounds: [1], help: "X.")
-        table.observe((s, 1), (s, 1), (s, 1))
+        let table = QueryMetricsTable()
+        let s = table.histogram("x", [("zone", "a\"b\\c\nd")], bounds: [1], help: "X.")
+        let c = table.counter("y", [("zone", "a\"b\\c\nd")], help: "Y.")
+        table.record(.init(requests: c, responses: c, duration: s, requestSize: s, responseSize: s), seconds: 1, requestSize: 1, responseSize: 1)
         var out: [UInt8] = []
         table.emit(into: &out)
-        XCTAssertTrue(String(decoding: out, as: UTF8.self).contains(#"x_count{zone="a\"b\\c\nd"} 3"#))
+        let text = String(decoding: out, as: UTF8.self)
+        XCTAssertTrue(text.contains(#"x_count{zone="a\"b\\c\nd"} 3"#), text)
+        XCTAssertTrue(text.contains(#"y{zone="a\"b\\c\nd"} 2"#), text)
     }
 
     /// UDP and TCP queries of one type share the duration series (its labels have no proto)
@@ -81,5 +93,8 @@ final class MetricsTests: XCTestCase {
                         #"coredns_dns_response_size_bytes_count{server="dns://:53",zone=".",view="",proto="tcp"} 1"#])
         XCTAssertEqual(lines.filter { $0 == "# TYPE coredns_dns_request_size_bytes histogram" }.count, 1)
         XCTAssertTrue(text.contains(#"coredns_dns_requests_total{server="dns://:53",zone=".",view="",proto="tcp",family="1",type="A"} 1"#), text)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("coredns_dns_responses_total{") },
+                       [#"coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NOERROR",plugin="hosts"} 3"#])
+        XCTAssertEqual(lines.filter { $0 == "# TYPE coredns_dns_responses_total counter" }.count, 1)
     }
 }

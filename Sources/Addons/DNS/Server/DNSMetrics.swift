@@ -8,8 +8,8 @@ import Synchronization
 /// label arrays and takes its lock, which is too slow for every query.
 public final class DNSMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
-    /// The per-query histograms, outside the registry (see `HistogramTable`).
-    public let queryHistograms = HistogramTable()
+    /// The per-query counters and histograms, outside the registry (see `QueryMetricsTable`).
+    public let perQuery = QueryMetricsTable()
     private let counters = Mutex<[[String]: Counter]>([:])
     private let histograms = Mutex<[[String]: ValueHistogram]>([:])
     private let gauges = Mutex<[[String]: Gauge]>([:])
@@ -45,10 +45,10 @@ public final class DNSMetrics: Sendable {
         return h
     }
 
-    /// The text `/metrics` serves: the registry's families, then the per-query histograms.
+    /// The text `/metrics` serves: the registry's families, then the per-query ones.
     public func exposition() -> [UInt8] {
         var out = registry.emitToBuffer()
-        queryHistograms.emit(into: &out)
+        perQuery.emit(into: &out)
         return out
     }
 
@@ -63,42 +63,66 @@ public final class DNSMetrics: Sendable {
     }
 }
 
-/// The histograms every query updates (request duration, request size, response size), in one
-/// table under one lock.
+/// The metrics every query updates: requests_total and responses_total, and the request
+/// duration, request size and response size histograms, in one table under one lock.
 ///
 /// swift-prometheus's histogram takes a lock and walks all of its buckets for each
-/// observation; three of them per query cost a fifth of the answer path's time on a cache hit.
-/// Here a query's three observations are one lock and a bucket index each; the counts are
-/// made cumulative only when `/metrics` is read. Output as the Prometheus text format, as
-/// CoreDNS's Go client writes it (`le="100"`, not `100.0`).
-public final class HistogramTable: Sendable {
+/// observation, and its counters are one atomic each: three histograms and two counters per
+/// query were a fifth of the answer path's time on a cache hit. Here a query's five updates
+/// are one lock and a bucket index per histogram; the counts are made cumulative only when
+/// `/metrics` is read. Output as the Prometheus text format, as CoreDNS's Go client writes it
+/// (`le="100"`, not `100.0`), after the registry's families.
+public final class QueryMetricsTable: Sendable {
     struct Family {
         let name: String
         let help: String
-        let bounds: [Double]
+        /// Nil for a counter.
+        let bounds: [Double]?
     }
 
     struct Series {
         let family: Int
         /// Rendered `name="value",...`.
         let labels: String
-        /// Per bucket, not cumulative; the last one is above every bound (+Inf).
-        var counts: [Int]
-        var sum: Double = 0
+        /// Where its counts start in `State.counts`: one for a counter; for a histogram one per
+        /// bucket, not cumulative, the last above every bound (+Inf).
+        let offset: Int
+        let bounds: [Double]
     }
 
     struct State {
         var families: [Family] = []
         var series: [Series] = []
         var index: [String: Int] = [:]
+        var counts: [Int] = []
+        /// Per series (histograms only use theirs).
+        var sums: [Double] = []
+    }
+
+    /// The five series one query updates.
+    public struct QuerySeries: Sendable {
+        public var requests: Int
+        public var responses: Int
+        public var duration: Int
+        public var requestSize: Int
+        public var responseSize: Int
     }
 
     let state = Mutex(State())
 
     public init() {}
 
-    /// The series for a family and label set, made on first use: what `observe` takes.
-    public func series(_ name: String, _ labels: [(String, String)], bounds: [Double], help: String) -> Int {
+    /// A counter series for a family and label set, made on first use.
+    public func counter(_ name: String, _ labels: [(String, String)], help: String) -> Int {
+        series(name, labels, bounds: nil, help: help)
+    }
+
+    /// A histogram series for a family and label set, made on first use.
+    public func histogram(_ name: String, _ labels: [(String, String)], bounds: [Double], help: String) -> Int {
+        series(name, labels, bounds: bounds, help: help)
+    }
+
+    func series(_ name: String, _ labels: [(String, String)], bounds: [Double]?, help: String) -> Int {
         let rendered = labels.map { "\($0.0)=\"\(Self.escaped($0.1))\"" }.joined(separator: ",")
         let key = name + "{" + rendered
         return state.withLock { s in
@@ -110,36 +134,45 @@ public final class HistogramTable: Sendable {
                 s.families.append(Family(name: name, help: help, bounds: bounds))
                 family = s.families.count - 1
             }
-            s.series.append(Series(family: family, labels: rendered, counts: Array(repeating: 0, count: s.families[family].bounds.count + 1)))
+            let familyBounds = s.families[family].bounds
+            s.series.append(Series(family: family, labels: rendered, offset: s.counts.count, bounds: familyBounds ?? []))
+            s.counts += Array(repeating: 0, count: familyBounds.map { $0.count + 1 } ?? 1)
+            s.sums.append(0)
             s.index[key] = s.series.count - 1
             return s.series.count - 1
         }
     }
 
-    /// One query's three observations.
-    public func observe(_ a: (series: Int, value: Double), _ b: (series: Int, value: Double), _ c: (series: Int, value: Double)) {
+    /// One query: its two counters and three observations.
+    public func record(_ q: QuerySeries, seconds: Double, requestSize: Double, responseSize: Double) {
         state.withLock { s in
-            s.record(a)
-            s.record(b)
-            s.record(c)
+            s.counts[s.series[q.requests].offset] += 1
+            s.counts[s.series[q.responses].offset] += 1
+            s.observe(q.duration, seconds)
+            s.observe(q.requestSize, requestSize)
+            s.observe(q.responseSize, responseSize)
         }
     }
 
     func emit(into out: inout [UInt8]) {
         let s = state.withLock { $0 }
         for (f, family) in s.families.enumerated() {
-            out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) histogram\n".utf8
-            for series in s.series where series.family == f {
+            out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.bounds == nil ? "counter" : "histogram")\n".utf8
+            for (i, series) in s.series.enumerated() where series.family == f {
+                let braced = series.labels.isEmpty ? "" : "{\(series.labels)}"
+                guard let bounds = family.bounds else {
+                    out += "\(family.name)\(braced) \(s.counts[series.offset])\n".utf8
+                    continue
+                }
                 let sep = series.labels.isEmpty ? "" : ","
                 var cumulative = 0
-                for (i, bound) in family.bounds.enumerated() {
-                    cumulative += series.counts[i]
+                for (b, bound) in bounds.enumerated() {
+                    cumulative += s.counts[series.offset + b]
                     out += "\(family.name)_bucket{\(series.labels)\(sep)le=\"\(Self.number(bound))\"} \(cumulative)\n".utf8
                 }
-                cumulative += series.counts[family.bounds.count]
+                cumulative += s.counts[series.offset + bounds.count]
                 out += "\(family.name)_bucket{\(series.labels)\(sep)le=\"+Inf\"} \(cumulative)\n".utf8
-                let braced = series.labels.isEmpty ? "" : "{\(series.labels)}"
-                out += "\(family.name)_sum\(braced) \(Self.number(series.sum))\n".utf8
+                out += "\(family.name)_sum\(braced) \(Self.number(s.sums[i]))\n".utf8
                 out += "\(family.name)_count\(braced) \(cumulative)\n".utf8
             }
         }
@@ -166,12 +199,12 @@ public final class HistogramTable: Sendable {
     }
 }
 
-extension HistogramTable.State {
-    mutating func record(_ o: (series: Int, value: Double)) {
-        let bounds = families[series[o.series].family].bounds
+extension QueryMetricsTable.State {
+    mutating func observe(_ index: Int, _ value: Double) {
+        let series = series[index]
         var b = 0
-        while b < bounds.count, o.value > bounds[b] { b += 1 }
-        series[o.series].counts[b] += 1
-        series[o.series].sum += o.value
+        while b < series.bounds.count, value > series.bounds[b] { b += 1 }
+        counts[series.offset + b] += 1
+        sums[index] += value
     }
 }

@@ -4,30 +4,13 @@ import Synchronization
 /// Records CoreDNS's request and response metrics for its server block and serves the
 /// process's metrics at `/metrics` on its address (default `localhost:9153`).
 ///
-/// The collectors for each label set are found once and kept here under a small integer key,
-/// so a query costs two atomic increments and one locked update of its three histograms, not
-/// label arrays and string hashing.
+/// A query's five series are found once per kind of query (zone, type, transport, family,
+/// rcode, answering plugin) and kept here under an integer key, so a query costs one lookup
+/// and one locked update of the metrics' `QueryMetricsTable`, with no label arrays, string
+/// hashing or reference counting.
 public final class PrometheusPlugin: DNSPlugin, DNSObserver {
-    /// A class: taking it out of the table is one retain. The three histograms are series of
-    /// the metrics' `HistogramTable`, observed together under its one lock.
-    final class RequestCollectors: Sendable {
-        let requests: Counter
-        let duration: Int
-        let requestSize: Int
-        let responseSize: Int
-
-        init(requests: Counter, duration: Int, requestSize: Int, responseSize: Int) {
-            self.requests = requests
-            self.duration = duration
-            self.requestSize = requestSize
-            self.responseSize = responseSize
-        }
-    }
-    /// Both tables under one lock. Responses are keyed by zone, rcode and the answering
-    /// plugin's position in `pluginNames`, so no string is hashed per query.
     struct Collectors {
-        var requests: [UInt32: RequestCollectors] = [:]
-        var responses: [UInt64: Counter] = [:]
+        var series: [UInt64: QueryMetricsTable.QuerySeries] = [:]
         var pluginNames: [String] = []
 
         mutating func pluginIndex(_ name: String) -> UInt64 {
@@ -63,52 +46,53 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
     public var servesQueries: Bool { false }
 
     public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
-        let (s, atto) = duration.components
-        let seconds = Double(s) + Double(atto) / 1e18
-        let family: UInt32 = request.isIPv6 ? 1 : 0
-        let zoneIndex = UInt32(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
-        let key = zoneIndex << 18 | UInt32(request.question.type.rawValue) << 2 | (request.transport == .tcp ? 2 : 0) | family
+        let (whole, atto) = duration.components
+        let seconds = Double(whole) + Double(atto) / 1e18
+        let family: UInt64 = request.isIPv6 ? 1 : 0
+        let zoneIndex = UInt64(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
         let rcode = response.message.rcode
-        let (found, foundCounter, rkey) = collectors.withLock { t in
-            let rkey = UInt64(zoneIndex) << 32 | UInt64(rcode.rawValue) << 16 | t.pluginIndex(response.plugin)
-            return (t.requests[key], t.responses[rkey], rkey)
+        let series = collectors.withLock { t in
+            t.series[Self.key(request, zoneIndex: zoneIndex, rcode: rcode, plugin: t.pluginIndex(response.plugin), family: family)]
+        } ?? makeSeries(request, response, family: family, zoneIndex: zoneIndex)
+        metrics.perQuery.record(series, seconds: seconds, requestSize: Double(request.size), responseSize: Double(size))
+    }
+
+    static func key(_ request: DNSRequest, zoneIndex: UInt64, rcode: DNSRcode, plugin: UInt64, family: UInt64) -> UInt64 {
+        zoneIndex << 48 | UInt64(rcode.rawValue) << 36 | plugin << 20 | UInt64(request.question.type.rawValue) << 2
+            | (request.transport == .tcp ? 2 : 0) | family
+    }
+
+    /// The first query of its kind: its series, by CoreDNS's names and labels.
+    func makeSeries(_ request: DNSRequest, _ response: DNSResponse, family: UInt64, zoneIndex: UInt64) -> QueryMetricsTable.QuerySeries {
+        let table = metrics.perQuery
+        let zone = request.zone.description
+        let type = DNSMetrics.typeLabel(request.question.type)
+        let proto = request.transport.label
+        let rcode = response.message.rcode
+        let made = QueryMetricsTable.QuerySeries(
+            requests: table.counter("coredns_dns_requests_total",
+                                    [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto),
+                                     ("family", family == 1 ? "2" : "1"), ("type", type)],
+                                    help: "Counter of DNS requests made per zone, protocol and family."),
+            responses: table.counter("coredns_dns_responses_total",
+                                     [("server", serverLabel), ("zone", zone), ("view", ""),
+                                      ("rcode", rcode.description), ("plugin", response.plugin)],
+                                     help: "Counter of response status codes."),
+            duration: table.histogram("coredns_dns_request_duration_seconds",
+                                      [("server", serverLabel), ("zone", zone), ("view", ""), ("type", type)],
+                                      bounds: DNSMetrics.durationBuckets,
+                                      help: "Histogram of the time (in seconds) each request took per zone."),
+            requestSize: table.histogram("coredns_dns_request_size_bytes",
+                                         [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
+                                         bounds: DNSMetrics.sizeBuckets,
+                                         help: "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol."),
+            responseSize: table.histogram("coredns_dns_response_size_bytes",
+                                          [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
+                                          bounds: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
+        collectors.withLock { t in
+            t.series[Self.key(request, zoneIndex: zoneIndex, rcode: rcode, plugin: t.pluginIndex(response.plugin), family: family)] = made
         }
-        let histograms = metrics.queryHistograms
-        let c = found ?? {
-            let zone = request.zone.description
-            let type = DNSMetrics.typeLabel(request.question.type)
-            let proto = request.transport.label
-            let made = RequestCollectors(
-                requests: metrics.counter("coredns_dns_requests_total",
-                                          [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto),
-                                           ("family", family == 1 ? "2" : "1"), ("type", type)],
-                                          help: "Counter of DNS requests made per zone, protocol and family."),
-                duration: histograms.series("coredns_dns_request_duration_seconds",
-                                            [("server", serverLabel), ("zone", zone), ("view", ""), ("type", type)],
-                                            bounds: DNSMetrics.durationBuckets,
-                                            help: "Histogram of the time (in seconds) each request took per zone."),
-                requestSize: histograms.series("coredns_dns_request_size_bytes",
-                                               [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
-                                               bounds: DNSMetrics.sizeBuckets,
-                                               help: "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol."),
-                responseSize: histograms.series("coredns_dns_response_size_bytes",
-                                                [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
-                                                bounds: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
-            collectors.withLock { $0.requests[key] = made }
-            return made
-        }()
-        c.requests.increment()
-        histograms.observe((c.duration, seconds), (c.requestSize, Double(request.size)), (c.responseSize, Double(size)))
-        let counter = foundCounter ?? {
-            let zone = request.zone.description
-            let made = metrics.counter("coredns_dns_responses_total",
-                                       [("server", serverLabel), ("zone", zone), ("view", ""),
-                                        ("rcode", rcode.description), ("plugin", response.plugin)],
-                                       help: "Counter of response status codes.")
-            collectors.withLock { $0.responses[rkey] = made }
-            return made
-        }()
-        counter.increment()
+        return made
     }
 
     public func start(_ context: PluginContext) async throws {
