@@ -2,14 +2,27 @@ import APIMachinery
 import Logging
 import Synchronization
 
+/// What an informer keeps of each object: the whole JSON (controllers), or a compact typed
+/// copy of the few fields a reader needs (the DNS add-on, whose memory is mostly this copy).
+public protocol InformerObject: Sendable {
+    var name: String? { get }
+    var namespace: String? { get }
+    /// Compared to tell an update from a relist's unchanged copy.
+    var resourceVersion: String? { get }
+    /// What `list(selector:)` matches.
+    var labels: [String: String] { get }
+}
+
+extension JSON: InformerObject {}
+
 /// A change an informer saw.
-public enum InformerEvent: Sendable {
-    case added(JSON)
-    case updated(old: JSON, new: JSON)
-    case deleted(JSON)
+public enum ObjectInformerEvent<Object: InformerObject>: Sendable {
+    case added(Object)
+    case updated(old: Object, new: Object)
+    case deleted(Object)
 
     /// The object as it is now (or was, for a delete).
-    public var object: JSON {
+    public var object: Object {
         switch self {
         case .added(let o), .deleted(let o): o
         case .updated(_, let o): o
@@ -17,17 +30,21 @@ public enum InformerEvent: Sendable {
     }
 }
 
+public typealias InformerEvent = ObjectInformerEvent<JSON>
+/// The controllers' informer: it keeps whole objects.
+public typealias Informer = ObjectInformer<JSON>
+
 /// A local copy of one resource kept current by list + watch, with handlers told of each change.
 ///
 /// Controllers read from the copy instead of asking the API server on every reconcile, as
 /// client-go's shared informers do. After writing, a controller can `waitForRevision` so
 /// its next reconcile sees its own writes (this replaces client-go's "expectations").
-public final class Informer: Sendable {
-    public typealias Handler = @Sendable (InformerEvent) -> Void
+public final class ObjectInformer<Object: InformerObject>: Sendable {
+    public typealias Handler = @Sendable (ObjectInformerEvent<Object>) -> Void
 
     public let resource: ResourceInfo
     struct State {
-        var objects: [String: JSON] = [:]
+        var objects: [String: Object] = [:]
         var handlers: [Handler] = []
         var revision: Int64 = 0
         var synced = false
@@ -36,11 +53,11 @@ public final class Informer: Sendable {
     }
     let state = Mutex(State())
 
-    /// Applied to each object before it is kept (client-go's SetTransform): a reader that needs
-    /// a few fields keeps only those, which is most of the DNS add-on's memory.
-    let transform: (@Sendable (JSON) -> JSON)?
+    /// Makes what is kept of each object (client-go's SetTransform): a reader that needs a few
+    /// fields keeps only those.
+    let transform: @Sendable (JSON) -> Object
 
-    public init(_ resource: ResourceInfo, transform: (@Sendable (JSON) -> JSON)? = nil) {
+    public init(_ resource: ResourceInfo, transform: @escaping @Sendable (JSON) -> Object) {
         self.resource = resource
         self.transform = transform
     }
@@ -55,18 +72,18 @@ public final class Informer: Sendable {
         return namespace + "/" + name
     }
 
-    public static func key(_ obj: JSON) -> String { key(namespace: obj.namespace, name: obj.name ?? "") }
+    public static func key(_ obj: Object) -> String { key(namespace: obj.namespace, name: obj.name ?? "") }
 
-    public func get(namespace: String?, name: String) -> JSON? {
+    public func get(namespace: String?, name: String) -> Object? {
         state.withLock { $0.objects[Self.key(namespace: namespace, name: name)] }
     }
 
-    public func get(key: String) -> JSON? {
+    public func get(key: String) -> Object? {
         state.withLock { $0.objects[key] }
     }
 
     /// Objects in `namespace` (all namespaces when nil) whose labels match `selector`.
-    public func list(namespace: String? = nil, selector: LabelSelector = .everything) -> [JSON] {
+    public func list(namespace: String? = nil, selector: LabelSelector = .everything) -> [Object] {
         state.withLock { s in
             s.objects.values.filter { obj in
                 (namespace == nil || obj.namespace == namespace) && selector.matches(obj.labels)
@@ -148,10 +165,13 @@ public final class Informer: Sendable {
     }
 
     func replace(with items: [JSON], revision: Int64) {
-        var fresh: [String: JSON] = [:]
-        for obj in items { fresh[Self.key(obj)] = transform?(obj) ?? obj }
-        let (handlers, events, waiters) = state.withLock { s -> ([Handler], [InformerEvent], [CheckedContinuation<Void, Never>]) in
-            var events: [InformerEvent] = []
+        var fresh: [String: Object] = [:]
+        for item in items {
+            let obj = transform(item)
+            fresh[Self.key(obj)] = obj
+        }
+        let (handlers, events, waiters) = state.withLock { s -> ([Handler], [ObjectInformerEvent<Object>], [CheckedContinuation<Void, Never>]) in
+            var events: [ObjectInformerEvent<Object>] = []
             for (key, obj) in fresh {
                 if let old = s.objects[key] {
                     if old.resourceVersion != obj.resourceVersion { events.append(.updated(old: old, new: obj)) }
@@ -172,11 +192,11 @@ public final class Informer: Sendable {
     }
 
     func apply(_ event: APIWatchEvent) {
-        let obj = transform?(event.object) ?? event.object
+        let obj = transform(event.object)
         let key = Self.key(obj)
         let rv = Int64(obj.resourceVersion ?? "") ?? 0
-        let (handlers, change, waiters) = state.withLock { s -> ([Handler], InformerEvent?, [CheckedContinuation<Void, Never>]) in
-            var change: InformerEvent?
+        let (handlers, change, waiters) = state.withLock { s -> ([Handler], ObjectInformerEvent<Object>?, [CheckedContinuation<Void, Never>]) in
+            var change: ObjectInformerEvent<Object>?
             switch event.type {
             case .added, .modified:
                 if let old = s.objects[key] { change = .updated(old: old, new: obj) } else { change = .added(obj) }
@@ -199,5 +219,12 @@ public final class Informer: Sendable {
         let ready = s.revisionWaiters.filter { $0.0 <= current }.map(\.1)
         s.revisionWaiters.removeAll { $0.0 <= current }
         return ready
+    }
+}
+
+extension ObjectInformer where Object == JSON {
+    /// Keeps whole objects.
+    public convenience init(_ resource: ResourceInfo) {
+        self.init(resource, transform: { $0 })
     }
 }

@@ -15,29 +15,39 @@ final class KubernetesPluginTests: XCTestCase {
                                                        "targetPort": .int(Int64($0.2))] })]
         if let ip { spec["clusterIP"] = .string(ip); spec["clusterIPs"] = [.string(ip)] }
         if let externalName { spec["externalName"] = .string(externalName) }
-        // As the add-on's informer keeps it, so every lookup below also checks the trim.
-        return KubernetesPlugin.trim(["metadata": ["name": .string(name), "namespace": .string(ns), "uid": "0b8f6c1e-5d2a-4e8e-9a51-3f1f2d0c9e77",
-                                                   "annotations": ["kubectl.kubernetes.io/last-applied-configuration": "{}"]],
-                                      "spec": spec])
+        return ["metadata": ["name": .string(name), "namespace": .string(ns), "uid": "0b8f6c1e-5d2a-4e8e-9a51-3f1f2d0c9e77",
+                             "annotations": ["kubectl.kubernetes.io/last-applied-configuration": "{}"]],
+                "spec": spec]
     }
 
-    func testTrimKeepsOnlyWhatRecordsNeed() {
-        var old = Self.service("x", "default", ip: nil)
-        XCTAssertNil(old[path: "metadata", "uid"])
-        XCTAssertNil(old[path: "metadata", "annotations"])
-        XCTAssertNil(old[path: "spec", "sessionAffinity"])
-        XCTAssertEqual(old[path: "spec", "ports"], [["name": "http", "port": 80, "protocol": "TCP"]])
+    /// The index is built from what the informers keep (`ServiceObject` and the others), so
+    /// every lookup below also goes through that conversion.
+    func testInformerObjectsKeepWhatRecordsNeed() {
+        let svc = ServiceObject(Self.service("x", "default", ip: "10.96.0.9", ports: [("http", "TCP", 80), ("dns", "UDP", 53)]))
+        XCTAssertEqual(svc.name, "x")
+        XCTAssertEqual(svc.namespace, "default")
+        XCTAssertEqual(svc.clusterIPs, ["10.96.0.9"])
+        XCTAssertEqual(svc.ports, [.init(name: "http", proto: "tcp", port: 80), .init(name: "dns", proto: "udp", port: 53)])
         // An object with only the singular clusterIP (older servers) still has its address.
-        old = KubernetesPlugin.trim(["metadata": ["name": "old", "namespace": "default", "resourceVersion": "7"],
-                                     "spec": ["clusterIP": "10.96.0.77", "ports": [["port": 80]]]])
-        XCTAssertEqual(old[path: "spec", "clusterIPs"], ["10.96.0.77"])
-        XCTAssertEqual(old[path: "metadata", "resourceVersion"], "7", "the informer compares versions")
-        let idx = KubernetesIndex(services: [old], slices: [], namespaces: [["metadata": ["name": "default"]]], zone: "cluster.local", serial: 1)
+        let old = ServiceObject(["metadata": ["name": "old", "namespace": "default", "resourceVersion": "7"],
+                                 "spec": ["clusterIP": "10.96.0.77", "ports": [["port": 80]]]])
+        XCTAssertEqual(old.clusterIPs, ["10.96.0.77"])
+        XCTAssertEqual(old.type, "ClusterIP")
+        XCTAssertEqual(old.resourceVersion, "7", "the informer compares versions")
+        let idx = KubernetesIndex(services: [old], slices: [], namespaces: [NamedObject(["metadata": ["name": "default"]])],
+                                  zone: "cluster.local", serial: 1)
         XCTAssertEqual(idx.service("old", namespace: "default")?.clusterIPs, ["10.96.0.77"])
+        let slice = EndpointSliceObject(Self.slice("db", "default", [("10.244.0.7", true, "db-0"), ("10.244.0.8", nil, nil)]))
+        XCTAssertEqual(slice.serviceName, "db")
+        XCTAssertEqual(slice.labels, ["kubernetes.io/service-name": "db"])
+        XCTAssertEqual(slice.endpoints, [.init(addresses: ["10.244.0.7"], ready: true, hostname: "db-0"),
+                                         .init(addresses: ["10.244.0.8"], ready: nil, hostname: nil)])
+        let pod = NamedObject(["metadata": ["name": "p", "namespace": "default"], "status": ["podIPs": [["ip": "10.244.0.5"]]]])
+        XCTAssertEqual(pod.podIPs, ["10.244.0.5"])
     }
 
     static func slice(_ service: String, _ ns: String, _ endpoints: [(String, Bool?, String?)], ports: [(String, String, Int)] = [("http", "TCP", 8080)]) -> JSON {
-        KubernetesPlugin.trim([
+        [
             "metadata": ["name": .string(service + "-abc"), "namespace": .string(ns), "labels": ["kubernetes.io/service-name": .string(service)]],
             "ports": .array(ports.map { ["name": .string($0.0), "protocol": .string($0.1), "port": .int(Int64($0.2))] }),
             "endpoints": .array(endpoints.map { ip, ready, host in
@@ -45,7 +55,7 @@ final class KubernetesPluginTests: XCTestCase {
                 if let host { e["hostname"] = .string(host) }
                 return e
             }),
-        ])
+        ]
     }
 
     static let index = KubernetesIndex(

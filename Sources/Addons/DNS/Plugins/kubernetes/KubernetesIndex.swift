@@ -44,57 +44,49 @@ public struct KubernetesIndex: Sendable {
     public func service(_ name: String, namespace: String) -> Service? { services[name + "." + namespace] }
 
     /// Builds from the informers' objects. `zone` is the first zone served, for PTR targets.
-    public init(services serviceObjects: [JSON], slices: [JSON], namespaces namespaceObjects: [JSON], pods: [JSON] = [],
-                zone: String, serial: UInt32) {
+    public init(services serviceObjects: [ServiceObject], slices: [EndpointSliceObject], namespaces namespaceObjects: [NamedObject],
+                pods: [NamedObject] = [], zone: String, serial: UInt32) {
         self.serial = serial
-        namespaces = Set(namespaceObjects.compactMap { $0.name })
+        namespaces = Set(namespaceObjects.compactMap(\.name))
         var endpointsByService: [String: [Endpoint]] = [:]
         for slice in slices {
-            guard let ns = slice.namespace, let svc = slice.labels["kubernetes.io/service-name"] else { continue }
-            let ports: [Port] = (slice["ports"]?.arrayValue ?? []).compactMap { p in
-                guard let port = p["port"]?.intValue, let v = UInt16(exactly: port) else { return nil }
-                return Port(name: p["name"]?.stringValue ?? "", proto: (p["protocol"]?.stringValue ?? "TCP").lowercased(), port: v)
-            }
-            for ep in slice["endpoints"]?.arrayValue ?? [] {
-                // Ready nil counts as ready (the API's "unknown"), as in CoreDNS.
-                if ep[path: "conditions", "ready"]?.boolValue == false { continue }
-                let hostname = ep["hostname"]?.stringValue
-                for address in (ep["addresses"]?.arrayValue ?? []).compactMap(\.stringValue) {
-                    let label = (hostname?.isEmpty == false ? hostname : nil) ?? Self.dashed(address)
-                    endpointsByService[svc + "." + ns, default: []].append(Endpoint(address: address, hostLabel: label, ports: ports))
+            guard let ns = slice.namespace, let svc = slice.serviceName else { continue }
+            for ep in slice.endpoints where ep.ready != false {
+                for address in ep.addresses {
+                    let label = (ep.hostname?.isEmpty == false ? ep.hostname : nil) ?? Self.dashed(address)
+                    endpointsByService[svc + "." + ns, default: []].append(Endpoint(address: address, hostLabel: label, ports: slice.ports))
                 }
             }
         }
         for obj in serviceObjects {
             guard let name = obj.name, let ns = obj.namespace else { continue }
-            let spec = obj["spec"]
-            let type = spec?["type"]?.stringValue ?? "ClusterIP"
-            var ips = (spec?["clusterIPs"]?.arrayValue ?? []).compactMap(\.stringValue)
-            if ips.isEmpty, let ip = spec?["clusterIP"]?.stringValue { ips = [ip] }
-            let headless = ips.first == "None" || (ips.isEmpty && type != "ExternalName")
-            let ports: [Port] = (spec?["ports"]?.arrayValue ?? []).compactMap { p in
-                guard let port = p["port"]?.intValue, let v = UInt16(exactly: port) else { return nil }
-                return Port(name: p["name"]?.stringValue ?? "", proto: (p["protocol"]?.stringValue ?? "TCP").lowercased(), port: v)
-            }
+            let ips = obj.clusterIPs
+            let headless = ips.first == "None" || (ips.isEmpty && obj.type != "ExternalName")
             let key = name.lowercased() + "." + ns.lowercased()
             let endpoints = endpointsByService[name + "." + ns] ?? []
+            // The object's own arrays when nothing is dropped: the index then costs no copy of them.
+            let usable = ips.contains { $0 == "None" || $0.isEmpty } ? ips.filter { $0 != "None" && !$0.isEmpty } : ips
             services[key] = Service(
-                name: name, namespace: ns, clusterIPs: headless ? [] : ips.filter { $0 != "None" && !$0.isEmpty },
-                headless: headless && type != "ExternalName",
-                externalName: type == "ExternalName" ? spec?["externalName"]?.stringValue : nil,
-                ports: ports, endpoints: endpoints)
+                name: name, namespace: ns, clusterIPs: headless ? [] : usable,
+                headless: headless && obj.type != "ExternalName",
+                externalName: obj.type == "ExternalName" ? obj.externalName : nil,
+                ports: obj.ports, endpoints: endpoints)
             let fqdn = "\(name).\(ns).svc.\(zone)"
-            if type != "ExternalName" {
-                for ip in ips where ip != "None" && !ip.isEmpty { reverse[Self.normalized(ip), default: []].append(fqdn) }
+            if obj.type != "ExternalName" {
+                for ip in usable { reverse[Self.normalized(ip), default: []].append(fqdn) }
             }
             for ep in endpoints { reverse[Self.normalized(ep.address), default: []].append("\(ep.hostLabel).\(fqdn)") }
         }
         for pod in pods {
             guard let ns = pod.namespace else { continue }
-            for ip in (pod[path: "status", "podIPs"]?.arrayValue ?? []).compactMap({ $0["ip"]?.stringValue }) {
-                podIPs[ns, default: []].insert(ip)
-            }
+            for ip in pod.podIPs { podIPs[ns, default: []].insert(ip) }
         }
+    }
+
+    /// From whole objects, as the API serves them (tests, and anything without an informer).
+    public init(services: [JSON], slices: [JSON], namespaces: [JSON], pods: [JSON] = [], zone: String, serial: UInt32) {
+        self.init(services: services.map(ServiceObject.init), slices: slices.map(EndpointSliceObject.init),
+                  namespaces: namespaces.map(NamedObject.init), pods: pods.map(NamedObject.init), zone: zone, serial: serial)
     }
 
     /// One spelling per address (IPv6 uncompressed), so reverse lookups find it.

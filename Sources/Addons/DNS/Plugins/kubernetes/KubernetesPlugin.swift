@@ -30,53 +30,12 @@ public final class KubernetesPlugin: DNSPlugin {
     let tasks = LockedBox<[Task<Void, Never>]>([])
     let rebuildScheduled = Mutex(false)
     let logger: Logger
-    let informers = (services: Informer(Resources.services, transform: KubernetesPlugin.trim),
-                     slices: Informer(Resources.endpointSlices, transform: KubernetesPlugin.trim),
-                     namespaces: Informer(Resources.namespaces, transform: KubernetesPlugin.trim),
-                     pods: Informer(Resources.pods, transform: KubernetesPlugin.trim))
-
-    /// Only what the index reads: names, the service-name label, the resourceVersion, and the
-    /// spec/endpoint/status fields for records. Annotations (kubectl's last-applied copy),
-    /// managedFields and the rest would be most of the memory.
-    @Sendable static func trim(_ obj: JSON) -> JSON {
-        var meta: JSON = [:]
-        for key in ["name", "namespace", "resourceVersion"] { if let v = obj[path: "metadata", key] { meta[key] = v } }
-        if let svc = obj[path: "metadata", "labels", "kubernetes.io/service-name"] {
-            meta["labels"] = ["kubernetes.io/service-name": svc]
-        }
-        var out: JSON = ["metadata": meta]
-        if let spec = obj["spec"] {
-            var s: JSON = [:]
-            for key in ["type", "externalName"] { if let v = spec[key] { s[key] = v } }
-            // clusterIP only when there is no clusterIPs list (which starts with it).
-            if let ips = spec["clusterIPs"], ips.arrayValue?.isEmpty == false {
-                s["clusterIPs"] = ips
-            } else if let ip = spec["clusterIP"] {
-                s["clusterIPs"] = [ip]
-            }
-            if let ports = spec["ports"] { s["ports"] = trimPorts(ports) }
-            out["spec"] = s
-        }
-        if let ports = obj["ports"] { out["ports"] = trimPorts(ports) }
-        if let endpoints = obj["endpoints"]?.arrayValue {
-            out["endpoints"] = .array(endpoints.map { ep in
-                var e: JSON = [:]
-                for key in ["addresses", "conditions", "hostname"] { if let v = ep[key] { e[key] = v } }
-                return e
-            })
-        }
-        if let ips = obj[path: "status", "podIPs"] { out["status"] = ["podIPs": ips] }
-        return out
-    }
-
-    /// A port's name, number and protocol (targetPort, nodePort, appProtocol are not records).
-    static func trimPorts(_ ports: JSON) -> JSON {
-        .array((ports.arrayValue ?? []).map { p in
-            var t: JSON = [:]
-            for key in ["name", "port", "protocol"] { if let v = p[key] { t[key] = v } }
-            return t
-        })
-    }
+    /// Only what records are made from (see `ServiceObject`): annotations (kubectl's
+    /// last-applied copy), managedFields and the rest would be most of the memory.
+    let informers = (services: ObjectInformer(Resources.services, transform: ServiceObject.init),
+                     slices: ObjectInformer(Resources.endpointSlices, transform: EndpointSliceObject.init),
+                     namespaces: ObjectInformer(Resources.namespaces, transform: NamedObject.init),
+                     pods: ObjectInformer(Resources.pods, transform: NamedObject.init))
 
     public init(config: Config, logger: Logger, client: @escaping @Sendable () throws -> any APIClient) {
         self.config = config
@@ -139,19 +98,25 @@ public final class KubernetesPlugin: DNSPlugin {
 
     public func start(_ context: PluginContext) async throws {
         let client = try clientFactory()
-        var all = [informers.services, informers.slices, informers.namespaces]
-        if config.podMode == .verified { all.append(informers.pods) }
-        for informer in all {
-            informer.onChange { [weak self] _ in self?.scheduleRebuild() }
-        }
         let logger = self.logger
-        let started = all.map { informer in Task { await informer.run(client: client, logger: logger) } }
-        tasks.value = started
+        // The informers keep different types: each is started, and waited for, by closure.
+        var runs: [@Sendable () async -> Void] = []
+        var syncs: [@Sendable () async -> Void] = []
+        func watch<O>(_ informer: ObjectInformer<O>) {
+            informer.onChange { [weak self] _ in self?.scheduleRebuild() }
+            runs.append { await informer.run(client: client, logger: logger) }
+            syncs.append { await informer.waitSynced() }
+        }
+        watch(informers.services)
+        watch(informers.slices)
+        watch(informers.namespaces)
+        if config.podMode == .verified { watch(informers.pods) }
+        tasks.value = runs.map { run in Task { await run() } }
         // Serve SERVFAIL for cluster names until synced, but wait at most startup_timeout.
         let timeout = config.startupTimeout
-        let watched = all
+        let waits = syncs
         let synced = await withinDeadline(timeout) {
-            for i in watched { await i.waitSynced() }
+            for wait in waits { await wait() }
             return true
         }
         if synced {
@@ -159,7 +124,7 @@ public final class KubernetesPlugin: DNSPlugin {
         } else {
             logger.warning("plugin/kubernetes: starting server with unsynced Kubernetes API")
             Task { [weak self] in
-                for i in watched { await i.waitSynced() }
+                for wait in waits { await wait() }
                 self?.rebuild()
             }
         }
