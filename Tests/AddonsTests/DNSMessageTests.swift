@@ -68,6 +68,16 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertThrowsError(try DNSMessage(parsing: ByteBuffer(bytes: bytes.dropLast(3))), "a short buffer is an error, not a read past it")
     }
 
+    /// The cache keeps a wire answer per name: it must hold its bytes, not the writer's buffer.
+    func testAWireAnswerIsTheMessageAndKeepsNoSpareCapacity() throws {
+        var m = DNSMessage.reply(to: query("web.default.svc.cluster.local", .a))
+        m.answers = [DNSRecord(name: m.questions[0].name, ttl: 30, data: .a(IPv4(0x0a60_0001)))]
+        let wire = m.wireAnswer()
+        XCTAssertEqual(wire.bytes, m.serialized())
+        XCTAssertEqual(wire.ttlOffsets.count, 1)
+        XCTAssertLessThan(wire.bytes.capacity, 2 * wire.bytes.count, "\(wire.bytes.count) bytes held in \(wire.bytes.capacity)")
+    }
+
     func testTruncationKeepsQuestionAndSetsTC() throws {
         var m = DNSMessage.reply(to: query("many.default.svc.cluster.local"))
         for i in 0..<100 {

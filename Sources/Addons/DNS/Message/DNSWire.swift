@@ -382,7 +382,12 @@ extension DNSMessage {
     public func wireAnswer() -> WireAnswer {
         var w = WireWriter()
         encode(into: &w, answers: answers, authorities: authorities, additionals: additionals, truncated: truncated)
-        return WireAnswer(bytes: w.bytes, ttlOffsets: w.ttlOffsets)
+        // Kept by the cache: a copy of its own size, not the writer's 512-byte buffer (that was
+        // half of a cache entry's memory).
+        let bytes = [UInt8](unsafeUninitializedCapacity: w.bytes.count) { out, count in
+            count = w.bytes.withUnsafeBufferPointer { out.initialize(fromContentsOf: $0) }
+        }
+        return WireAnswer(bytes: bytes, ttlOffsets: w.ttlOffsets)
     }
 
     private func encode(answers: [DNSRecord], authorities: [DNSRecord], additionals: [DNSRecord], truncated: Bool) -> [UInt8] {
