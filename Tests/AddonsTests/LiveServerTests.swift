@@ -123,7 +123,18 @@ final class LiveServerTests: XCTestCase {
         XCTAssertFalse(broken)
         XCTAssertEqual(try DNSClient.ask("b.lab", port: port).answers.count, 1, "the old server still answers")
         XCTAssertTrue(dns.sink.captured.contains { $0.contains("unknown directive 'nonsense'") }, "\(dns.sink.captured)")
+        // The same broken file is not tried again on the next check, as CoreDNS does.
+        let again = await dns.addon.reloadIfChanged()
+        XCTAssertFalse(again)
+        XCTAssertEqual(dns.sink.captured.filter { $0.contains("Restart failed") }.count, 1, "\(dns.sink.captured)")
         await dns.stop()
+    }
+
+    /// The hash the reload plugin logs, as `sha512sum` prints it.
+    func testCorefileHashIsLowerCaseHexSHA512() {
+        XCTAssertEqual(DNSAddon.sha512(""), "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+                       + "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e")
+        XCTAssertEqual(DNSAddon.sha512("abc").prefix(16), "ddaf35a193617aba")
     }
 
     /// DNS over TLS with a certificate from the Corefile, asked with kdig (knot-dnsutils).

@@ -41,6 +41,9 @@ public final class DNSAddon: Sendable {
     let group: any EventLoopGroup
     let apiClient: @Sendable () throws -> any APIClient
     let current = LockedBox<(server: DNSServer, hash: String, text: String)?>(nil)
+    /// The Corefile as last read: an unchanged file is not hashed again (the reload check runs
+    /// every interval and should not bring SHA-512's code back into memory each time).
+    let lastRead = LockedBox<String?>(nil)
     /// Whether start-up's memory is given back once the server answers (`MemoryTrim`): the
     /// `labnode dns` process does; a server inside another process (tests) does not.
     let trimMemory: Bool
@@ -64,7 +67,13 @@ public final class DNSAddon: Sendable {
     public var sharedListeners: SharedPlugins { shared }
 
     static func sha512(_ text: String) -> String {
-        SHA512.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        for byte in SHA512.hash(data: Array(text.utf8)) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 
     func build(_ text: String) throws -> DNSServer {
@@ -87,6 +96,7 @@ public final class DNSAddon: Sendable {
         try await server.start()
         let hash = Self.sha512(text)
         current.value = (server, hash, text)
+        lastRead.value = text
         for block in server.corefile.blocks {
             for key in block.keys {
                 let zone = key.zone.isRoot ? "." : key.zone.description
@@ -117,7 +127,8 @@ public final class DNSAddon: Sendable {
     /// A broken new Corefile is reported and the old server keeps running, as CoreDNS does.
     @discardableResult
     public func reloadIfChanged() async -> Bool {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let old = current.value else { return false }
+        guard let text = FileText.contents(of: path), text != lastRead.value, let old = current.value else { return false }
+        lastRead.value = text
         let hash = Self.sha512(text)
         guard hash != old.hash else { return false }
         let fresh: DNSServer

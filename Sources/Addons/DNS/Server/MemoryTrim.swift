@@ -45,7 +45,7 @@ public enum MemoryTrim {
         var report = Report(advisedBytes: 0, refused: 0)
         #if os(Linux)
         labnode_malloc_trim()
-        for m in fileMappings(readProcFile("/proc/self/maps")) {
+        for m in fileMappings(FileText.contents(of: "/proc/self/maps") ?? "") {
             guard let address = UnsafeMutableRawPointer(bitPattern: m.start) else { continue }
             if madvise(address, Int(m.end - m.start), pageOut) == 0 {
                 report.advisedBytes += Int(m.end - m.start)
@@ -55,24 +55,5 @@ public enum MemoryTrim {
         }
         #endif
         return report
-    }
-
-    /// A /proc file read to its end (they report a size of 0, so it is read in chunks).
-    static func readProcFile(_ path: String) -> String {
-        #if os(Linux)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-        #else
-        return ""
-        #endif
     }
 }
