@@ -34,7 +34,11 @@ struct AddonManager: Service {
                 let ms = (ContinuousClock.now - since).components
                 progress.ready("dns", "kube-dns \(config.clusterDNSIP):53 answers, \(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000) ms after the add-on was applied")
             } else {
-                progress.fail("the DNS add-on is not ready after 60 s: see kubectl -n kube-system get pods,events")
+                // The pod's latest warning usually says why (an image that cannot be found,
+                // a crash loop): worth one line, so nobody has to go looking first.
+                let events = (try? await api.list(Resources.events, namespace: "kube-system", options: ListOptions()).items) ?? []
+                let why = Self.latestWarning(events, objectPrefix: "coredns").map { " (\($0))" } ?? ""
+                progress.fail("the DNS add-on is not ready after 60 s\(why): see kubectl -n kube-system get pods,events")
             }
             progress.finish()
         }
@@ -46,6 +50,20 @@ struct AddonManager: Service {
                 }
             }
         }
+    }
+
+    /// The message of the newest Warning event about an object whose name starts with
+    /// `objectPrefix` (the add-on's Deployment, ReplicaSet and pods), by last occurrence.
+    static func latestWarning(_ events: [JSON], objectPrefix: String) -> String? {
+        events.filter { e in
+            e["type"]?.stringValue == "Warning"
+                && (e[path: "involvedObject", "name"]?.stringValue ?? "").hasPrefix(objectPrefix)
+        }
+        .max { a, b in
+            // RFC 3339 timestamps in UTC order as text; within one second, the later write.
+            let (ta, tb) = (a["lastTimestamp"]?.stringValue ?? "", b["lastTimestamp"]?.stringValue ?? "")
+            return ta != tb ? ta < tb : (Int64(a.resourceVersion ?? "") ?? 0) < (Int64(b.resourceVersion ?? "") ?? 0)
+        }?["message"]?.stringValue
     }
 
     /// Asks the kube-dns address for the `kubernetes` Service until it answers: an endpoint
