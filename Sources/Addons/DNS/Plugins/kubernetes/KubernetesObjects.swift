@@ -4,6 +4,9 @@ import Controllers
 /// What the add-on's informers keep of each object: only the fields records are made from,
 /// as typed values. Kept as JSON, even trimmed, a Service took about 1 KB in ten allocations;
 /// as these it takes two, and the index built from them shares their arrays.
+///
+/// Labels are not kept (records do not use them; a slice's service name is its one label), so
+/// the informers' `list(selector:)` is only ever called with `.everything` on these.
 public struct ServiceObject: InformerObject, Equatable {
     public var name: String?
     public var namespace: String?
