@@ -91,6 +91,26 @@ final class PluginTests: XCTestCase {
         XCTAssertTrue(text.contains(#"coredns_cache_entries{server="dns://:53",type="denial",zones=".",view=""} 1"#), text)
     }
 
+    /// A name that existed and is gone: once its answer has expired, the denial is cached and
+    /// served from the cache, whatever is left of the old entry.
+    func testCacheServesADenialAfterTheSameNamesAnswerExpired() throws {
+        let clock = Mutex(ContinuousClock.now)
+        var config = CachePlugin.Config()
+        config.maxTTL = 30
+        let cache = CachePlugin(config: config, metrics: nil, serverLabel: "dns://:53", now: { clock.withLock { $0 } })
+        let existing = Fixed(answers: [DNSRecord(name: "x.", ttl: 300, data: .a(IPv4(1)))])
+        let gone = Fixed(rcode: .nameError)
+        _ = try run(cache, request("a.example."), then: [existing])
+        clock.withLock { $0 = $0 + .seconds(31) }
+        XCTAssertEqual(try run(cache, request("a.example."), then: [gone]).message.rcode, .nameError)
+        let again = try run(cache, request("a.example."), then: [gone])
+        XCTAssertEqual(again.message.rcode, .nameError)
+        XCTAssertEqual(again.plugin, "cache")
+        XCTAssertEqual(gone.calls.withLock { $0 }, 1, "the denial came from the cache")
+        XCTAssertEqual(cache.entryCount.success, 0)
+        XCTAssertEqual(cache.entryCount.denial, 1)
+    }
+
     /// A cache hit goes out as the stored wire answer, patched for the new asker: its id, RD,
     /// its spelling of the name and the TTLs counted down; the same bytes a fresh write gives.
     func testCacheHitsAreSentFromTheirWireFormPatched() throws {
@@ -99,6 +119,7 @@ final class PluginTests: XCTestCase {
         let backend = Fixed(answers: [DNSRecord(name: "x.", ttl: 60, data: .a(IPv4(0x0a00_0001)))])
         let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [cache, backend], serverLabel: "dns://:53")])
         let first = try ask(d, "www.example.", id: 1)
+        XCTAssertTrue(first.recursionDesired)
         clock.withLock { $0 = $0 + .seconds(7) }
         let second = try ask(d, "WwW.ExAmPlE.", id: 2, rd: false)
         XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second came from the cache")
@@ -121,12 +142,31 @@ final class PluginTests: XCTestCase {
         let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [LoadBalancePlugin(), cache, backend], serverLabel: "dns://:53")])
         _ = try ask(d, "www.example.", id: 1)
         clock.withLock { $0 = $0 + .seconds(12) }
-        let second = try ask(d, "WWW.example.", id: 2)
+        let second = try ask(d, "WWW.example.", id: 2, rd: false)
         XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the second came from the cache")
         XCTAssertEqual(second.id, 2)
+        XCTAssertFalse(second.recursionDesired, "the asker's RD, not the stored answer's")
         XCTAssertEqual(second.questions.first?.name.description, "WWW.example.")
         XCTAssertEqual(second.answers.count, 4)
         XCTAssertEqual(Set(second.answers.map(\.ttl)), [48], "counted down by the entry's age")
+    }
+
+    /// The log line of a cache hit shows the flags this asker got: the stored answer's RD is
+    /// the first asker's, the bytes sent carry this one's. Hits are authoritative, as in
+    /// CoreDNS (cache/item.go's toMsg); the first answer keeps the backend's flags.
+    func testLogLinesOfCacheHitsShowTheAskersRecursionDesired() throws {
+        let sink = LineSink(capturing: ())
+        let cache = CachePlugin(config: CachePlugin.Config(), metrics: nil, serverLabel: "dns://:53")
+        let backend = Fixed(answers: [DNSRecord(name: "x.", ttl: 60, data: .a(IPv4(0x0a00_0001)))])
+        let d = DNSDispatcher(chains: [ServerBlockChain(zones: [.root], plugins: [LogPlugin(sink: sink), cache, backend],
+                                                        serverLabel: "dns://:53")])
+        _ = try ask(d, "www.example.", id: 1, rd: true)
+        let hit = try ask(d, "www.example.", id: 2, rd: false)
+        _ = try ask(d, "www.example.", id: 3, rd: true)
+        XCTAssertEqual(backend.calls.withLock { $0 }, 1, "the later two came from the cache")
+        XCTAssertFalse(hit.recursionDesired)
+        let flags = sink.captured.map { $0.split(separator: " ")[12] }
+        XCTAssertEqual(flags, ["qr,rd", "qr,aa", "qr,aa,rd"], sink.captured.joined(separator: "\n"))
     }
 
     func testLoadbalanceShufflesAddressesButKeepsCNAMEFirst() throws {

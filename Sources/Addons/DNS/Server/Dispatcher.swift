@@ -114,7 +114,8 @@ public final class DNSDispatcher: Sendable {
         guard let block = blocks.first(where: { question.name.isSubdomain(of: $0.zone) }) else {
             return .reply(Self.buffer(DNSMessage.reply(to: message, rcode: .refused).serialized()))
         }
-        let request = DNSRequest(message: message, question: question, remote: remote,
+        // `consume`: the request takes the parsed message over instead of retaining a copy.
+        let request = DNSRequest(message: consume message, question: question, remote: remote,
                                  transport: transport, size: packet.readableBytes, zone: block.zone, server: block.chain.serverLabel,
                                  eventLoop: eventLoop, received: received)
         let chain = block.chain
@@ -136,10 +137,12 @@ public final class DNSDispatcher: Sendable {
         guard bytes.count >= 12 + name.count,
               request.transport == .tcp || bytes.count <= request.message.maxUDPSize else { return nil }
         var out = allocator.buffer(capacity: bytes.count)
-        out.writeBytes(bytes)
+        // Through raw pointers: ByteBuffer's generic Sequence path for arrays costs more than
+        // the copy itself.
+        bytes.withUnsafeBytes { _ = out.writeBytes($0) }
         out.setInteger(request.message.id, at: 0)
         out.setInteger((bytes[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0), at: 2)
-        out.setBytes(name, at: 12)
+        name.withUnsafeBytes { _ = out.setBytes($0, at: 12) }
         if age > 0 {
             for at in wire.ttlOffsets where at + 4 <= bytes.count {
                 let ttl = UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
@@ -153,13 +156,27 @@ public final class DNSDispatcher: Sendable {
         if let wire = response.wire, let bytes = patched(wire, age: response.ttlAge, for: request) {
             if !chain.observers.isEmpty {
                 let duration = ContinuousClock.now - request.received
-                for o in chain.observers { o.written(request, response, size: bytes.readableBytes, duration: duration) }
+                let size = bytes.readableBytes
+                // What the observers see has the flags sent: a stored answer carries the RD bit
+                // of the query that filled the cache, the bytes this asker's (the log prints it).
+                var written = response
+                if written.message.recursionDesired != request.message.recursionDesired {
+                    var m = written.message
+                    m.recursionDesired = request.message.recursionDesired
+                    written.message = m
+                }
+                // Borrowed from the array: a `for in` copies (retains) each observer.
+                chain.observers.withUnsafeBufferPointer { observers in
+                    for i in observers.indices { observers[i].written(request, written, size: size, duration: duration) }
+                }
             }
             return bytes
         }
         var message = response.agedMessage
         message.id = request.message.id
         message.isResponse = true
+        // As CoreDNS's SetReply: the asker's RD, also for a stored answer written again.
+        message.recursionDesired = request.message.recursionDesired
         // Answers keep the asker's spelling of the name (0x20 case randomisation works).
         message.questions = request.message.questions
         let limit = request.transport == .udp ? request.message.maxUDPSize : 65535

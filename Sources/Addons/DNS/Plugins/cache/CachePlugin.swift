@@ -63,12 +63,20 @@ public final class CachePlugin: DNSPlugin {
     /// The clock, for tests; nil: the time the query arrived, which the dispatcher has read.
     let now: (@Sendable () -> ContinuousClock.Instant)?
 
-    /// The per-query counters, made once.
-    struct Counters {
-        var requests: Counter
-        var misses: Counter
-        var successHits: Counter
-        var denialHits: Counter
+    /// The per-query counters, made once. A class: the query path reads them through one
+    /// reference instead of copying (retaining) four.
+    final class Counters: Sendable {
+        let requests: Counter
+        let misses: Counter
+        let successHits: Counter
+        let denialHits: Counter
+
+        init(requests: Counter, misses: Counter, successHits: Counter, denialHits: Counter) {
+            self.requests = requests
+            self.misses = misses
+            self.successHits = successHits
+            self.denialHits = denialHits
+        }
     }
     let counters: Counters?
 
@@ -151,20 +159,24 @@ public final class CachePlugin: DNSPlugin {
     /// The live entry for `key` and its age in seconds (its TTLs are counted down by that
     /// when written); an expired one is dropped.
     func lookup(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, UInt32)? {
-        let found = tables.withLock { tables -> (Entry, UInt32, Table)? in
-            func live(_ table: Table, _ entry: Entry?) -> (Entry, UInt32, Table)? {
-                guard let e = entry else { return nil }
-                let age = UInt32(max(0, (t - e.stored).components.seconds))
-                if age >= e.ttl {
-                    tables[table][key] = nil
-                    return nil
-                }
-                return (e, age, table)
-            }
-            return live(.success, tables.success[key]) ?? live(.denial, tables.denial[key])
+        // The lock covers only the dictionary reads: a hit, the common case, changes nothing.
+        // A key is in one table at most: it is stored only after a miss, and a miss drops the
+        // expired entry it found.
+        let found = tables.withLock { tables -> (Entry, Table)? in
+            if let e = tables.success[key] { return (e, .success) }
+            if let e = tables.denial[key] { return (e, .denial) }
+            return nil
         }
-        guard let (entry, age, table) = found else { return nil }
-        if let counters { (table == .success ? counters.successHits : counters.denialHits).increment() }
+        guard let (entry, table) = found else { return nil }
+        let age = UInt32(max(0, (t - entry.stored).components.seconds))
+        guard age < entry.ttl else {
+            // Unless another query has stored a fresh answer meanwhile.
+            tables.withLock { tables in
+                if tables[table][key] === entry { tables[table][key] = nil }
+            }
+            return nil
+        }
+        if table == .success { counters?.successHits.increment() } else { counters?.denialHits.increment() }
         return (entry, age)
     }
 
@@ -195,6 +207,9 @@ public final class CachePlugin: DNSPlugin {
                 evicted = true
             }
             var capped = m
+            // As CoreDNS's cache: hits are marked authoritative (some clients drop a whole
+            // non-authoritative answer); the first, passed-through answer keeps its flags.
+            capped.authoritative = true
             let cap = { (r: DNSRecord) -> DNSRecord in
                 var r = r
                 r.ttl = min(r.ttl, ttl)
