@@ -363,6 +363,7 @@ public final class APIService: Sendable {
             guard case .object = patched else { throw APIError.badRequest("the patch did not produce an object") }
             if subresource != "scale" {
                 patched = try checkBody(patched, r)
+                try Self.checkName(patched, name: name, namespace: namespace)
             }
             do {
                 let result = try await finishUpdate(r, old: old, new: patched, subresource: subresource, options: options,
@@ -373,6 +374,21 @@ public final class APIService: Sendable {
             }
         }
         throw APIError.conflict(r.resource, group: r.group, name: name)
+    }
+
+    /// kube-apiserver's checkName after a patch: a patch may not rename the object or move it
+    /// to another namespace (the update would otherwise silently keep the old ones).
+    static func checkName(_ obj: JSON, name: String, namespace: String?) throws(APIError) {
+        let objName = obj.name ?? ""
+        if objName.isEmpty {
+            throw APIError.badRequest("the name of the object (\(name) based on URL) was undeterminable: name must be provided")
+        }
+        if objName != name {
+            throw APIError.badRequest("the name of the object (\(objName)) does not match the name on the URL (\(name))")
+        }
+        if let namespace, !namespace.isEmpty, let objNS = obj.namespace, !objNS.isEmpty, objNS != namespace {
+            throw APIError.badRequest("the namespace of the object (\(objNS)) does not match the namespace on the request (\(namespace))")
+        }
     }
 
     func createApplied(_ r: ResourceInfo, namespace: String?, name: String, obj: JSON, options: WriteOptions) async throws(APIError) -> JSON {

@@ -137,6 +137,30 @@ struct APIServiceTests {
         #expect(try await api.get(deployments, namespace: "default", name: "web")[path: "spec", "replicas"] == 4)
     }
 
+    @Test("a patch cannot rename an object or move it to another namespace (400, as kube-apiserver's checkName)")
+    func patchKeepsNameAndNamespace() async throws {
+        let api = try await makeAPI()
+        _ = try await api.create(configmaps, namespace: "default", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "cm"]])
+        let cases: [(PatchType, String, String)] = [
+            (.merge, #"{"metadata":{"name":"other"}}"#, "the name of the object (other) does not match the name on the URL (cm)"),
+            (.strategic, #"{"metadata":{"name":"other"}}"#, "the name of the object (other) does not match the name on the URL (cm)"),
+            (.json, #"[{"op":"replace","path":"/metadata/name","value":"other"}]"#,
+             "the name of the object (other) does not match the name on the URL (cm)"),
+            (.merge, #"{"metadata":{"name":null}}"#, "the name of the object (cm based on URL) was undeterminable: name must be provided"),
+            (.merge, #"{"metadata":{"namespace":"kube-system"}}"#,
+             "the namespace of the object (kube-system) does not match the namespace on the request (default)"),
+        ]
+        for (type, body, message) in cases {
+            let error = await #expect(throws: APIError.self) {
+                _ = try await api.patch(configmaps, namespace: "default", name: "cm", type: type, body: Array(body.utf8))
+            }
+            #expect(error?.code == 400 && error?.reason == .badRequest && error?.message == message, "\(type) \(body)")
+        }
+        let (patched, _) = try await api.patch(configmaps, namespace: "default", name: "cm", type: .merge,
+                                               body: Array(#"{"metadata":{"name":"cm","namespace":"default"},"data":{"a":"b"}}"#.utf8))
+        #expect(patched[path: "data", "a"] == "b", "naming the object as it is is fine")
+    }
+
     @Test("list with selectors, limit and continue")
     func listing() async throws {
         let api = try await makeAPI()
