@@ -110,7 +110,7 @@ public final class APIService: Sendable {
         var obj = try checkBody(body, r)
         let ns = try resolveNamespace(r, url: namespace, body: obj)
         obj.namespace = ns
-        if let ns { try await checkNamespaceWritable(ns) }
+        if let ns { try await checkNamespaceWritable(ns, r, name: obj.name ?? "") }
         let generateName = obj[path: "metadata", "generateName"]?.stringValue ?? ""
         let givenName = obj.name ?? ""
 
@@ -205,14 +205,14 @@ public final class APIService: Sendable {
         return url
     }
 
-    func checkNamespaceWritable(_ ns: String) async throws(APIError) {
+    func checkNamespaceWritable(_ ns: String, _ r: ResourceInfo, name: String) async throws(APIError) {
         guard let obj = try await storage.get(Resources.namespaces, namespace: nil, name: ns) else {
             throw APIError.notFound("namespaces", name: ns)
         }
         if obj.deletionTimestamp != nil || obj[path: "status", "phase"]?.stringValue == "Terminating" {
             throw APIError(code: 403, reason: .forbidden,
-                           message: "unable to create new content in namespace \(ns) because it is being terminated",
-                           name: ns, kind: "namespaces")
+                           message: "\(r.qualifiedResource) \"\(name)\" is forbidden: unable to create new content in namespace \(ns) because it is being terminated",
+                           name: name, group: r.group.isEmpty ? nil : r.group, kind: r.resource)
         }
     }
 
@@ -404,7 +404,15 @@ public final class APIService: Sendable {
 
     public typealias DeleteResult = APIMachinery.DeleteResult
 
+    /// The namespaces the NamespaceLifecycle admission plugin never lets anyone delete: without
+    /// them the cluster (its DNS, the kubernetes Service) would be gone.
+    public static let immortalNamespaces: Set<String> = ["default", "kube-system", "kube-public"]
+
     public func delete(_ r: ResourceInfo, namespace: String?, name: String, options: DeleteOptions = DeleteOptions()) async throws(APIError) -> DeleteResult {
+        if r.group.isEmpty && r.resource == "namespaces" && Self.immortalNamespaces.contains(name) {
+            throw APIError(code: 403, reason: .forbidden, message: "namespaces \"\(name)\" is forbidden: this namespace may not be deleted",
+                           name: name, kind: "namespaces")
+        }
         for attempt in 0..<8 {
             let old = try await storage.mustGet(r, namespace: namespace, name: name)
             if let uid = options.preconditionUID, uid != old.uid {

@@ -161,6 +161,28 @@ struct APIServiceTests {
         #expect(patched[path: "data", "a"] == "b", "naming the object as it is is fine")
     }
 
+    @Test("default, kube-system and kube-public cannot be deleted; a terminating namespace takes no new objects (403)")
+    func namespaceLifecycle() async throws {
+        let api = try await makeAPI()
+        for ns in ["kube-public", "doomed", "kube-node-lease"] {
+            _ = try await api.create(namespaces, namespace: nil, body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]])
+        }
+        for ns in ["default", "kube-system", "kube-public"] {
+            let error = await #expect(throws: APIError.self) { _ = try await api.delete(namespaces, namespace: nil, name: ns) }
+            #expect(error?.code == 403 && error?.reason == .forbidden)
+            #expect(error?.message == "namespaces \"\(ns)\" is forbidden: this namespace may not be deleted")
+            #expect(try await api.get(namespaces, namespace: nil, name: ns).deletionTimestamp == nil)
+        }
+        _ = try await api.delete(namespaces, namespace: nil, name: "kube-node-lease")
+        _ = try await api.create(configmaps, namespace: "doomed", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "keep"]])
+        _ = try await api.delete(namespaces, namespace: nil, name: "doomed")
+        let error = await #expect(throws: APIError.self) {
+            _ = try await api.create(configmaps, namespace: "doomed", body: ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "late"]])
+        }
+        #expect(error?.code == 403)
+        #expect(error?.message == "configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated")
+    }
+
     @Test("list with selectors, limit and continue")
     func listing() async throws {
         let api = try await makeAPI()
