@@ -137,8 +137,7 @@ public final class DNSDispatcher: Sendable {
         guard bytes.count >= 12 + name.count,
               request.transport == .tcp || bytes.count <= request.message.maxUDPSize else { return nil }
         var out = allocator.buffer(capacity: bytes.count)
-        // Through raw pointers: ByteBuffer's generic Sequence path for arrays costs more than
-        // the copy itself.
+        // From the arrays' storage, so each copy is one memcpy.
         bytes.withUnsafeBytes { _ = out.writeBytes($0) }
         out.setInteger(request.message.id, at: 0)
         out.setInteger((bytes[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0), at: 2)
