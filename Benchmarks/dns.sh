@@ -90,7 +90,7 @@ nsenter --net=/run/netns/$NS unbound -c "$WORK/unbound.conf" > "$WORK/unbound.lo
 UNBOUND=$!; PIDS+=($UNBOUND)
 for _ in $(seq 50); do in_ns dig +short -p 5301 @127.0.0.1 svc0.bench.svc.cluster.local >/dev/null 2>&1 && break; sleep 0.1; done
 
-declare -A QPS LAT P99 RSS
+declare -A QPS LAT P99 RSS RUNQ
 # Runs alternate between the servers named (label:port ...), so a machine that gets faster or
 # slower during the benchmark moves both figures alike; each figure is its median.
 measure() {
@@ -103,6 +103,7 @@ measure() {
     done
     for server in "$@"; do
         local label=${server%%:*}
+        RUNQ[$label]=${qs[$label]}
         QPS[$label]=$(printf '%s\n' ${qs[$label]} | median)
         LAT[$label]=$(printf '%s\n' ${ls[$label]} | median)
         P99[$label]=$(p99 "${server#*:}")
@@ -140,6 +141,10 @@ for p in $(cluster_pids); do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# Each run's ratio, the add-on against the unbound run just before it: how far the machine's
+# noise moves the figure (the table's ratio is of the medians).
+paired() { paste -d' ' <(printf '%s\n' ${RUNQ[unbound]}) <(printf '%s\n' ${RUNQ[nolog]}) |
+    awk '$1 > 0 {printf "%s%.3f", (NR > 1 ? ", " : ""), $2 / $1}'; }
 mkdir -p Benchmarks/results
 {
     echo "# DNS benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
@@ -158,6 +163,8 @@ mkdir -p Benchmarks/results
     echo "| labnode dns, add-on Corefile without log | ${QPS[nolog]} | ${LAT[nolog]} | ${P99[nolog]} | ${RSS[nolog]} | $(ratio "${QPS[nolog]}" "${QPS[unbound]}") | >= 1.0, p99 < 2 ms, RSS < 20 MB |"
     echo "| labnode dns, add-on Corefile (log on) | ${QPS[withlog]} | ${LAT[withlog]} | ${P99[withlog]} | ${RSS[withlog]} | $(ratio "${QPS[withlog]}" "${QPS[unbound]}") | >= 0.3 |"
     echo "| the kube-dns pod as deployed (same names, after 3 s of queries) | | | | ${POD_RSS:-n/a} | | RSS < 20 MB |"
+    echo
+    echo "Each run's ratio without log (add-on / the unbound run just before it): $(paired)."
 } > Benchmarks/results/dns.md
 cat Benchmarks/results/dns.md
 
