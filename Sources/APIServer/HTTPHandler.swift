@@ -203,7 +203,24 @@ public struct APIHandler: HTTPResponder {
            let ns = info.namespace, let name = info.name {
             return try await podLog(namespace: ns, name: name, query: query, channel: context.channel)
         }
-        return try await serve(info, resource, request, query)
+        guard let warning = Self.deprecationWarning(resource) else {
+            return try await serve(info, resource, request, query)
+        }
+        // Every answer about a deprecated resource carries the warning, errors too.
+        var response: Response
+        do {
+            response = try await serve(info, resource, request, query)
+        } catch let e as APIError {
+            response = Self.error(e)
+        }
+        Self.addWarnings([warning], to: &response)
+        return response
+    }
+
+    /// What kube-apiserver 1.33+ says on every request to v1 Endpoints (KEP-4974); kubectl
+    /// prints it as `Warning: ...`, on `kubectl get svc,ep` as on a real cluster.
+    static func deprecationWarning(_ r: ResourceInfo) -> String? {
+        r.group.isEmpty && r.resource == "endpoints" ? "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice" : nil
     }
 
     static var tooLarge: Response {
@@ -458,12 +475,16 @@ public struct APIHandler: HTTPResponder {
     static func json(_ value: JSON, status: HTTPResponse.Status = .ok, contentType: String = "application/json",
                      warnings: [String] = []) -> Response {
         var r = bytes(value.serialized(), contentType: contentType, status: status)
-        if let name = HTTPField.Name("Warning") {
-            for w in warnings {
-                r.headers.append(HTTPField(name: name, value: "299 - \"\(w.replacingOccurrences(of: "\"", with: "\\\""))\""))
-            }
-        }
+        addWarnings(warnings, to: &r)
         return r
+    }
+
+    /// `Warning: 299 - "text"` headers, as kube-apiserver sends them.
+    static func addWarnings(_ warnings: [String], to r: inout Response) {
+        guard let name = HTTPField.Name("Warning") else { return }
+        for w in warnings {
+            r.headers.append(HTTPField(name: name, value: "299 - \"\(w.replacingOccurrences(of: "\"", with: "\\\""))\""))
+        }
     }
 
     static func bytes(_ b: [UInt8], contentType: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -222,7 +222,10 @@ steps:
       service's traffic to those addresses, so pods use a cluster name for, say, a
       database that still runs on its own machine. (The cluster mirrors such Endpoints
       into an EndpointSlice for the proxy.) The address here, 192.0.2.10, is from a
-      range set aside for documentation.
+      range set aside for documentation. Reading Endpoints prints "Warning: v1 Endpoints
+      is deprecated in v1.33+", as on any cluster from Kubernetes 1.33 on: the proxy and
+      the DNS read EndpointSlices now, but the Endpoints API still works, and it is still
+      how you give a service without a selector its addresses.
     show: legacy.yaml
     run:
       - kubectl apply -f legacy.yaml

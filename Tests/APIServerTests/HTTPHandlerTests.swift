@@ -102,6 +102,22 @@ struct HTTPHandlerTests {
         #expect(v2.body.count > 1000)
     }
 
+    @Test("v1 Endpoints answers carry 1.33's deprecation warning, errors too; other resources do not")
+    func endpointsDeprecationWarning() async throws {
+        let h = try await Self.makeHandler()
+        let warning = #"299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice""#
+        let name = try #require(HTTPField.Name("Warning"))
+        let list = try await Self.call(h, .get, "/api/v1/namespaces/default/endpoints")
+        #expect(list.status == 200 && list.headers[values: name] == [warning])
+        let missing = try await Self.call(h, .get, "/api/v1/namespaces/default/endpoints/nope")
+        #expect(missing.status == 404 && missing.headers[values: name] == [warning])
+        let body = #"{"apiVersion":"v1","kind":"Endpoints","metadata":{"name":"db"},"subsets":[{"addresses":[{"ip":"192.0.2.10"}],"ports":[{"port":5432}]}]}"#
+        let created = try await Self.call(h, .post, "/api/v1/namespaces/default/endpoints", body: Array(body.utf8), headers: Self.json)
+        #expect(created.status == 201 && created.headers[values: name] == [warning])
+        #expect(try await Self.call(h, .get, "/api/v1/namespaces/default/services").headers[values: name].isEmpty)
+        #expect(try await Self.call(h, .get, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices").headers[values: name].isEmpty)
+    }
+
     @Test("create, get as Table, list as Table with objects")
     func tables() async throws {
         let h = try await Self.makeHandler()
