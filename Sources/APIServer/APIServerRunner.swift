@@ -71,7 +71,7 @@ public struct APIServerService: Service {
         // exec, attach and port-forward arrive as WebSocket or SPDY upgrades; every other
         // request is plain HTTP/1.1.
         let http = HTTPServerBuilder { responder in
-            StreamingHTTPChannel(responder: responder) { head, kind, channel, logger in
+            StreamingHTTPChannel(responder: responder, immediate: handler.immediateResponder) { head, kind, channel, logger in
                 await handler.planStream(head, kind: kind, channel: channel, logger: logger)
             }
         }

@@ -51,6 +51,26 @@ public final class APIService: Sendable {
         return try storage.encodedCached(kv)
     }
 
+    /// `get` without suspending, for the HTTP fast path: nil when the object is missing or the
+    /// store cannot read immediately (the caller then takes the async path, which also words
+    /// the 404).
+    public func getImmediately(_ r: ResourceInfo, namespace: String?, name: String) -> JSON? {
+        guard let kv = storage.getKVImmediately(r, namespace: namespace, name: name) else { return nil }
+        return try? storage.decodeCached(kv)
+    }
+
+    /// The store's revision without suspending; nil when the store cannot tell now. Whatever
+    /// was read at one revision is still current while it is unchanged.
+    public var revisionImmediately: Int64? {
+        storage.immediate?.revisionImmediately
+    }
+
+    /// `getEncoded` without suspending; nil as for `getImmediately`.
+    public func getEncodedImmediately(_ r: ResourceInfo, namespace: String?, name: String) -> [UInt8]? {
+        guard let kv = storage.getKVImmediately(r, namespace: namespace, name: name) else { return nil }
+        return try? storage.encodedCached(kv)
+    }
+
     public typealias ListResult = APIMachinery.ListResult
 
     public func list(_ r: ResourceInfo, namespace: String?, options: ListOptions = ListOptions()) async throws(APIError) -> ListResult {

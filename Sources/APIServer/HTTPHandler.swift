@@ -22,6 +22,16 @@ public protocol Authenticating: Sendable {
     func authenticate(bearerToken: String) async -> RequestUser?
     /// `der` is the client certificate the TLS layer already verified against the cluster CA.
     func authenticate(clientCertificateDER der: [UInt8]) async -> RequestUser?
+    /// The same decisions without suspending, for the event-loop fast path: nil when the
+    /// credential is refused or cannot be checked without waiting (the request then takes the
+    /// async path, which answers 401 if it must). A token's answer says until when it holds.
+    func authenticateImmediately(bearerToken: String) -> (user: RequestUser, expires: Date)?
+    func authenticateImmediately(clientCertificateDER der: [UInt8]) -> RequestUser?
+}
+
+extension Authenticating {
+    public func authenticateImmediately(bearerToken: String) -> (user: RequestUser, expires: Date)? { nil }
+    public func authenticateImmediately(clientCertificateDER der: [UInt8]) -> RequestUser? { nil }
 }
 
 /// The version the server reports; `minor` follows the requesting kubectl when it can.

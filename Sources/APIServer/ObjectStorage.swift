@@ -42,7 +42,14 @@ final class ObjectCache: Sendable {
 /// modRevision is written into it, as kube-apiserver does with etcd.
 struct ObjectStorage: Sendable {
     let store: any KVStore
+    /// The store, when it can read without suspending (cast once: a cast per request shows in profiles).
+    let immediate: (any ImmediateReading)?
     let cache = ObjectCache()
+
+    init(store: any KVStore) {
+        self.store = store
+        immediate = store as? any ImmediateReading
+    }
 
     static func resourcePrefix(_ r: ResourceInfo) -> String {
         r.group.isEmpty ? "/\(r.resource)/" : "/\(r.resource).\(r.group)/"
@@ -99,6 +106,12 @@ struct ObjectStorage: Sendable {
         } catch {
             throw mapError(error, r, name: name)
         }
+    }
+
+    /// The key's current value without suspending; nil when absent or when the store can only
+    /// answer asynchronously.
+    func getKVImmediately(_ r: ResourceInfo, namespace: String?, name: String) -> KeyValue? {
+        try? immediate?.getImmediately(Self.key(r, namespace: namespace, name: name))
     }
 
     func decodeCached(_ kv: KeyValue) throws(APIError) -> JSON {

@@ -20,11 +20,14 @@ public struct RequestInfo: Sendable, Equatable {
 
     /// Returns nil for paths that are not resource paths (discovery, /version, /openapi ...).
     public static func parse(method: String, path: String, query: Query) -> RequestInfo? {
-        var parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // Split on the byte, and Substrings until the end: a GET of one object is parsed per
+        // request, and splitting by Character (grapheme breaking) and copying every part showed
+        // in profiles.
+        var parts = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { Substring($0) }
         if parts.first == "" { parts.removeFirst() }
         // A trailing slash is kept as an empty part only where it matters (the proxy path).
-        let group: String
-        let version: String
+        let group: Substring
+        let version: Substring
         if parts.first == "api" {
             guard parts.count >= 3 else { return nil }
             group = ""
@@ -43,8 +46,8 @@ public struct RequestInfo: Sendable, Equatable {
         }
         guard let first = parts.first, !first.isEmpty else { return nil }
 
-        var namespace: String?
-        var resourceParts: ArraySlice<String>
+        var namespace: Substring?
+        var resourceParts: ArraySlice<Substring>
         if first == "namespaces" && parts.count >= 2 {
             if parts.count == 2 || (parts.count == 3 && (parts[2] == "status" || parts[2] == "finalize")) {
                 // The namespace object itself (or its status/finalize subresource).
@@ -74,7 +77,11 @@ public struct RequestInfo: Sendable, Equatable {
                 verb = .get
             }
         case "POST":
-            if ["exec", "attach", "portforward", "proxy"].contains(subresource ?? "") { verb = .connect } else { verb = .create }
+            if let sub = subresource, sub == "exec" || sub == "attach" || sub == "portforward" || sub == "proxy" {
+                verb = .connect
+            } else {
+                verb = .create
+            }
         case "PUT": verb = subresource == "proxy" ? .connect : .update
         case "PATCH": verb = subresource == "proxy" ? .connect : .patch
         case "DELETE":
@@ -82,8 +89,9 @@ public struct RequestInfo: Sendable, Equatable {
         default:
             if subresource == "proxy" { verb = .connect } else { return nil }
         }
-        return RequestInfo(verb: verb, group: group, version: version, resource: resource, namespace: namespace,
-                           name: name, subresource: subresource, rest: rest)
+        return RequestInfo(verb: verb, group: String(group), version: String(version), resource: String(resource),
+                           namespace: namespace.map(String.init), name: name.map(String.init),
+                           subresource: subresource.map(String.init), rest: rest)
     }
 }
 

@@ -107,8 +107,13 @@ public enum ClusterRunner {
             if let pod { podUID = (try? await api.get(Resources.pods, namespace: namespace, name: pod))?.uid }
             return (sa?.uid, podUID)
         }
+        let immediateLookup: ClusterAuthenticator.ImmediateBindingLookup = { namespace, serviceAccount, pod in
+            let sa = api.getImmediately(Resources.serviceAccounts, namespace: namespace, name: serviceAccount)
+            let boundPod = pod.flatMap { api.getImmediately(Resources.pods, namespace: namespace, name: $0) }
+            return (sa?.uid, boundPod?.uid)
+        }
         let handler = APIHandler(api: api, serverAddress: "\(config.nodeIP):\(config.apiPort)",
-                                 authenticator: ClusterAuthenticator(tokens: tokens, lookup: lookup),
+                                 authenticator: ClusterAuthenticator(tokens: tokens, lookup: lookup, immediateLookup: immediateLookup),
                                  peerCertificates: NIOSSLPeerCertificates(), logger: logger,
                                  ready: { ready.withLockedValue { $0 } })
         let tls = TLSMaterial(certificateChainPEM: pki.servingCertificatePEM, privateKeyPEM: pki.servingKeyPEM,

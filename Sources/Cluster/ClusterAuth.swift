@@ -39,16 +39,22 @@ public struct ClusterAuthenticator: Authenticating {
     public typealias BindingLookup = @Sendable (_ namespace: String, _ serviceAccount: String, _ pod: String?) async
         -> (serviceAccountUID: String?, podUID: String?)
 
+    /// The same lookup answered without suspending (from the store's memory).
+    public typealias ImmediateBindingLookup = @Sendable (_ namespace: String, _ serviceAccount: String, _ pod: String?)
+        -> (serviceAccountUID: String?, podUID: String?)
+
     public let tokens: ServiceAccountTokens
     let lookup: BindingLookup?
+    let immediateLookup: ImmediateBindingLookup?
     /// Verified tokens: an ES256 check costs far more than serving a GET, and clients send the
     /// same token on every request. Expiry is still checked on each use.
     let verified = NIOLockedValueBox<[String: ServiceAccountTokenClaims]>([:])
     static let cacheLimit = 4096
 
-    public init(tokens: ServiceAccountTokens, lookup: BindingLookup? = nil) {
+    public init(tokens: ServiceAccountTokens, lookup: BindingLookup? = nil, immediateLookup: ImmediateBindingLookup? = nil) {
         self.tokens = tokens
         self.lookup = lookup
+        self.immediateLookup = immediateLookup
     }
 
     func claims(for token: String) -> ServiceAccountTokenClaims? {
@@ -73,6 +79,25 @@ public struct ClusterAuthenticator: Authenticating {
             }
         }
         let user = claims.userInfo
+        return RequestUser(name: user.name, groups: user.groups)
+    }
+
+    public func authenticateImmediately(bearerToken: String) -> (user: RequestUser, expires: Date)? {
+        guard let claims = claims(for: bearerToken) else { return nil }
+        if lookup != nil {
+            guard let immediateLookup else { return nil }
+            let current = immediateLookup(claims.namespace, claims.serviceAccountName, claims.podName)
+            if claims.bindingFailure(
+                currentServiceAccountUID: current.serviceAccountUID, currentPodUID: current.podUID) != nil {
+                return nil
+            }
+        }
+        let user = claims.userInfo
+        return (RequestUser(name: user.name, groups: user.groups), claims.expiresAt)
+    }
+
+    public func authenticateImmediately(clientCertificateDER der: [UInt8]) -> RequestUser? {
+        guard let user = try? ClientCertificateIdentity.userInfo(derEncoded: der) else { return nil }
         return RequestUser(name: user.name, groups: user.groups)
     }
 

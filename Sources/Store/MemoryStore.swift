@@ -5,7 +5,7 @@ import Logging
 ///
 /// It runs the same engine as `SQLiteStore` (group commit, watch history, slow-watcher
 /// limits), minus the disk, so tests against it exercise the real write path.
-public final class MemoryStore: KVStore, EngineBackedStore {
+public final class MemoryStore: KVStore, EngineBackedStore, ImmediateReading {
     let engine: StoreEngine
 
     /// An empty store at revision 0.

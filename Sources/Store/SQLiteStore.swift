@@ -15,7 +15,7 @@ import Logging
 ///
 /// Watch history is in memory only: after a reopen, watches can start at the reopened
 /// revision or later (`oldestWatchableRevision` equals `revision` right after open).
-public final class SQLiteStore: KVStore, EngineBackedStore {
+public final class SQLiteStore: KVStore, EngineBackedStore, ImmediateReading {
     /// How hard a commit pushes data to the disk (SQLite's `PRAGMA synchronous`).
     public enum Synchronous: String, Sendable {
         /// Every commit fsyncs the write-ahead log: a returned write survives the process

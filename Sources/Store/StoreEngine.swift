@@ -398,6 +398,24 @@ protocol EngineBackedStore: KVStore {
     var engine: StoreEngine { get }
 }
 
+/// A store that can read a key without suspending, because every key is in memory. The API
+/// server answers a plain GET from this on the connection's event loop, without the two
+/// thread hops an async request costs.
+public protocol ImmediateReading: Sendable {
+    /// What `get` would return now.
+    func getImmediately(_ key: String) throws(StoreError) -> KeyValue?
+    /// What `revision` would return now.
+    var revisionImmediately: Int64 { get }
+}
+
+extension EngineBackedStore {
+    public var revisionImmediately: Int64 { engine.revision }
+
+    public func getImmediately(_ key: String) throws(StoreError) -> KeyValue? {
+        try engine.get(key)
+    }
+}
+
 extension EngineBackedStore {
     public var revision: Int64 {
         get async { engine.revision }

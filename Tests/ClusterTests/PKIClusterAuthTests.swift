@@ -49,6 +49,29 @@ struct PKIClusterAuthTests {
         #expect(await podGone.authenticate(bearerToken: token) == nil)
     }
 
+    @Test func immediateChecksDecideAsTheAsyncOnes() async throws {
+        let directory = try PKITestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pki = try makePKI(directory)
+        let tokens = try ServiceAccountTokens(pki: pki, clusterDomain: "cluster.local")
+        let issued = try tokens.issue(namespace: "default", serviceAccount: "builder", uid: "sa-1", audiences: [],
+                                      expirationSeconds: 600, boundPod: (name: "web-0", uid: "pod-1"))
+        let async: ClusterAuthenticator.BindingLookup = { _, _, _ in ("sa-1", "pod-1") }
+        func with(_ uids: (String?, String?)) -> ClusterAuthenticator {
+            ClusterAuthenticator(tokens: tokens, lookup: async, immediateLookup: { _, _, _ in uids })
+        }
+        let accepted = with(("sa-1", "pod-1")).authenticateImmediately(bearerToken: issued.token)
+        #expect(accepted?.user.name == "system:serviceaccount:default:builder")
+        #expect(accepted?.expires == issued.expiration)
+        #expect(with(("sa-2", "pod-1")).authenticateImmediately(bearerToken: issued.token) == nil)
+        #expect(with(("sa-1", nil)).authenticateImmediately(bearerToken: issued.token) == nil)
+        #expect(with(("sa-1", "pod-1")).authenticateImmediately(bearerToken: "lab-token") == nil)
+        // A lookup that can only wait: the immediate check cannot decide, so it does not accept.
+        #expect(ClusterAuthenticator(tokens: tokens, lookup: async).authenticateImmediately(bearerToken: issued.token) == nil)
+        let admin = ClusterAuthenticator(tokens: tokens).authenticateImmediately(clientCertificateDER: try der(ofPEM: pki.adminCertificatePEM))
+        #expect(admin?.groups == ["system:masters", "system:authenticated"])
+    }
+
     @Test func adminCertificateAuthenticatesAsSystemMasters() async throws {
         let directory = try PKITestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

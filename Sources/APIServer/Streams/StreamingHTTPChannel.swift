@@ -59,12 +59,17 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let planner: StreamPlanner
+    /// Answers plain GETs on the event loop (`ImmediateAnswerHandler`); nil sends everything
+    /// through Hummingbird.
+    let immediate: ImmediateResponder?
     let configuration = HTTP1Channel.Configuration()
     /// Largest WebSocket frame accepted from a client (kubectl's are at most 32 KiB).
     static let maxFrameSize = 1 << 20
 
-    init(responder: @escaping HTTPChannelHandler.Responder, planner: @escaping StreamPlanner) {
+    init(responder: @escaping HTTPChannelHandler.Responder, immediate: ImmediateResponder? = nil,
+         planner: @escaping StreamPlanner) {
         self.planner = planner
+        self.immediate = immediate
         self.responder = Self.reconnectingResponder(responder)
     }
 
@@ -148,6 +153,11 @@ struct StreamingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false  // Hummingbird answers malformed requests
             pipeline.enableResponseHeaderValidation = false  // HTTPTypes validates
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            if let immediate = self.immediate {
+                // Between the codec and the upgrader, so that it sees requests before anything decides on them.
+                let upgrader = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<UpgradeResult>.self)
+                try channel.pipeline.syncOperations.addHandler(ImmediateAnswerHandler(responder: immediate), position: .before(upgrader))
+            }
             return Value(upgradeResult: result, channel: channel, declined: declined)
         }
     }
