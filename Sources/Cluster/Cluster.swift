@@ -1,5 +1,6 @@
 import APIMachinery
 import APIServer
+import Addons
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -18,6 +19,8 @@ public final class ProgressReporter: Sendable {
     let closed = NIOLockedValueBox(false)
     /// How many components must call `finish` before the stream ends.
     let finishers = NIOLockedValueBox(1)
+    /// Run once, when the last component has finished.
+    let whenFinished = NIOLockedValueBox<[@Sendable () -> Void]>([])
 
     public init(fd: Int32?) {
         handle = fd.map { FileHandle(fileDescriptor: $0, closeOnDealloc: false) }
@@ -49,6 +52,11 @@ public final class ProgressReporter: Sendable {
         }
     }
 
+    /// Runs `body` when start-up is over (every expected component has finished).
+    public func onFinish(_ body: @escaping @Sendable () -> Void) {
+        whenFinished.withLockedValue { $0.append(body) }
+    }
+
     /// One more component must finish before start-up is over.
     public func expectFinish() { finishers.withLockedValue { $0 += 1 } }
 
@@ -65,6 +73,7 @@ public final class ProgressReporter: Sendable {
             isClosed = true
             try? handle?.close()
         }
+        for body in whenFinished.withLockedValue({ bodies in defer { bodies = [] }; return bodies }) { body() }
     }
 }
 
@@ -170,6 +179,13 @@ public enum ClusterRunner {
             },
             progress: progress, onSynced: { proxySynced.open() }, logger: Logger(label: "labnode.service-proxy"))
         if config.addonEnabled("dns") { progress.expectFinish() }
+        // Start-up ran code and read objects that serving does not need again; an idle daemon
+        // should not keep them resident (see MemoryTrim).
+        progress.onFinish {
+            let report = MemoryTrim.afterStartUp()
+            logger.info("start-up memory given back", metadata: [
+                "pagedOutMB": "\(report.advisedBytes >> 20)", "unmappedMB": "\(report.unmappedBytes >> 20)"])
+        }
         let addons = AddonManager(config: config, api: api, startAfter: { await controllersReady.wait() }, progress: progress,
                                   logger: Logger(label: "labnode.addons"))
         let repair = AllocationRepair(api: api, logger: logger)

@@ -3,20 +3,29 @@ import XCTest
 @testable import Addons
 
 final class MemoryTrimTests: XCTestCase {
-    func testOnlyPrivateFileMappingsArePagedOut() {
-        let maps = """
-            55ac9b9c0000-55ac9db79000 r-xp 00000000 fe:00 5522076                    /usr/bin/labnode
-            55ac9db79000-55ac9dc5f000 r--p 021b8000 fe:00 5522076                    /usr/bin/labnode
-            55ac9dc5f000-55ac9de87000 rw-p 0229e000 fe:00 5522076                    /usr/bin/labnode
-            55ac9e000000-55ac9e100000 rw-p 00000000 00:00 0                          [heap]
-            7f417fe00000-7f4180000000 r-xp 00000000 fe:00 77                         /usr/lib/libswiftCore.so
-            7f4180000000-7f4180001000 r--p 00000000 00:00 0
-            7f4180001000-7f4180002000 rw-s 00000000 00:05 12                         /dev/shm/segment
-            7fff0000000-7fff0001000 r-xp 00000000 00:00 0                            [vdso]
-            """
-        let found = MemoryTrim.fileMappings(maps)
-        XCTAssertEqual(found.map(\.start), [0x55ac9b9c0000, 0x55ac9db79000, 0x55ac9dc5f000, 0x7f417fe00000])
-        XCTAssertEqual(found.map(\.end), [0x55ac9db79000, 0x55ac9dc5f000, 0x55ac9de87000, 0x7f4180000000])
+    func testOnlyPrivateFileMappingsArePagedOutAndOnlyCleanReadOnlyOnesUnmapped() {
+        func block(_ header: String, anonymous: Int) -> String {
+            header + "\nSize:               2048 kB\nRss:                1024 kB\nAnonymous:          \(anonymous) kB\nVmFlags: rd mr mw me\n"
+        }
+        let smaps = [
+            block("55ac9b9c0000-55ac9db79000 r-xp 00000000 fe:00 5522076                    /usr/bin/labnode", anonymous: 0),
+            block("55ac9db79000-55ac9dc5f000 r--p 021b8000 fe:00 5522076                    /usr/bin/labnode", anonymous: 12),
+            block("55ac9dc5f000-55ac9de87000 rw-p 0229e000 fe:00 5522076                    /usr/bin/labnode", anonymous: 0),
+            block("55ac9e000000-55ac9e100000 rw-p 00000000 00:00 0                          [heap]", anonymous: 1024),
+            block("7f417fe00000-7f4180000000 r-xp 00000000 fe:00 77                         /usr/lib/libswiftCore.so", anonymous: 0),
+            block("7f4180000000-7f4180001000 r--p 00000000 00:00 0", anonymous: 4),
+            block("7f4180001000-7f4180002000 rw-s 00000000 00:05 12                         /dev/shm/segment", anonymous: 0),
+            block("7f4180002000-7f4180003000 r--p 00000000 fe:00 78                         /opt/my libs/with space.so", anonymous: 0),
+            block("7fff0000000-7fff0001000 r-xp 00000000 00:00 0                            [vdso]", anonymous: 0),
+        ].joined()
+        let found = MemoryTrim.mappings(smaps)
+        XCTAssertEqual(found.count, 9)
+        XCTAssertEqual(found[1].anonymousKB, 12)
+        XCTAssertEqual(found[7].path, "/opt/my libs/with space.so")
+        XCTAssertEqual(found.filter(\.isPrivateFile).map(\.start),
+                       [0x55ac9b9c0000, 0x55ac9db79000, 0x55ac9dc5f000, 0x7f417fe00000, 0x7f4180002000])
+        // The relocated read-only page (anonymous) and the writable data stay mapped.
+        XCTAssertEqual(found.filter(\.isCleanReadOnly).map(\.start), [0x55ac9b9c0000, 0x7f417fe00000, 0x7f4180002000])
     }
 
     /// The real thing on this process: the kernel accepts the advice, the file-backed resident
@@ -30,6 +39,7 @@ final class MemoryTrimTests: XCTestCase {
         let report = MemoryTrim.afterStartUp()
         XCTAssertEqual(report.refused, 0, "this kernel (5.4+) knows MADV_PAGEOUT")
         XCTAssertGreaterThan(report.advisedBytes, 1 << 20)
+        XCTAssertGreaterThan(report.unmappedBytes, 1 << 20, "the Swift runtime's code, mapped by other processes too, is unmapped")
         let after = try XCTUnwrap(rssFileKB())
         XCTAssertLessThan(after, before, "file-backed RSS \(before) kB -> \(after) kB")
         XCTAssertEqual(try DNSMessage(parsing: DNSMessage.reply(to: DNSMessage()).serialized()).isResponse, true)

@@ -20,6 +20,11 @@ struct LifecycleTests {
 
         let again = try c.up()
         #expect(again.code == 0 && again.out.contains("already running"), "\(again)")
+        // Once started, the daemon gave back what only start-up needed (MemoryTrim).
+        let log = (try? String(contentsOfFile: c.dataDir + "/labnode.log", encoding: .utf8)) ?? ""
+        let trim = log.split(separator: "\n").last { $0.contains("start-up memory given back") } ?? ""
+        let unmapped = trim.split(separator: " ").first { $0.hasPrefix("unmappedMB=") }.flatMap { Int($0.dropFirst(11)) } ?? 0
+        #expect(unmapped > 10, "no trim after start-up in the daemon's log: \(trim)")
 
         let status = try c.labnode(["status"])
         #expect(status.code == 0, "\(status)")
