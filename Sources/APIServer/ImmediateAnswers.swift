@@ -93,22 +93,29 @@ extension APIHandler {
     }
 }
 
-/// The `Date` header's value (RFC 9110's IMF-fixdate), formatted once per second.
+/// The `Date` header's value (RFC 9110's IMF-fixdate), formatted once per second. The day and
+/// month names are English whatever the locale, as HTTP requires (strftime's would follow
+/// LC_TIME once anything calls setlocale).
 enum HTTPDate {
     static let cache = Mutex<(second: Int, text: String)>((-1, ""))
+    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     static var now: String {
         let second = time(nil)
         return cache.withLock { c in
-            if c.second == second { return c.text }
-            var t = second
-            var parts = tm()
-            gmtime_r(&t, &parts)
-            var buffer = [CChar](repeating: 0, count: 64)
-            // strftime's %a and %b follow the C locale, which is the process's unless it calls setlocale.
-            let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-            c = (second, String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            if c.second != second { c = (second, format(second)) }
             return c.text
         }
+    }
+
+    /// `seconds` since the epoch as `Tue, 01 Dec 2026 11:52:37 GMT`.
+    static func format(_ seconds: Int) -> String {
+        var t = seconds
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let day = days[Int(parts.tm_wday) % 7], month = months[Int(parts.tm_mon) % 12]
+        return "\(day), \(two(parts.tm_mday)) \(month) \(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }

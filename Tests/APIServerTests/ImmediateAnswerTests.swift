@@ -123,6 +123,14 @@ struct ImmediateAnswerTests {
         #expect(Self.answer(h, Self.head(get.uri, headers: [("Authorization", "Bearer other")]), &state) != nil)
     }
 
+    @Test("the Date header is HTTP's IMF-fixdate, in English whatever the locale")
+    func dateHeader() {
+        #expect(HTTPDate.format(1_796_125_957) == "Tue, 01 Dec 2026 11:52:37 GMT")
+        #expect(HTTPDate.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        #expect(HTTPDate.now.hasSuffix(" GMT") && HTTPDate.now.count == 29)
+    }
+
     static let fast = ImmediateResponder { head, _, _ in
         head.uri == "/fast" ? ImmediateAnswer(contentType: "application/json", body: Array("{}".utf8)) : nil
     }
