@@ -249,10 +249,7 @@ public struct APIHandler: HTTPResponder {
             return RequestUser(name: "system:anonymous", groups: ["system:masters"])
         }
         if let auth = authorization {
-            // Plain UTF-8 slicing: Foundation's trimming converts through UTF-16, and tokens are long.
-            let parts = auth.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
-            if parts.count == 2, String(decoding: parts[0], as: UTF8.self).lowercased() == "bearer",
-               let user = await authenticator.authenticate(bearerToken: String(decoding: parts[1], as: UTF8.self)) {
+            if let token = Self.bearerToken(auth), let user = await authenticator.authenticate(bearerToken: token) {
                 return user
             }
             throw APIError.unauthorized
@@ -262,6 +259,15 @@ public struct APIHandler: HTTPResponder {
             return user
         }
         throw APIError.unauthorized
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header (the scheme in any case); nil
+    /// for any other scheme. Plain UTF-8 slicing: Foundation's trimming converts through
+    /// UTF-16, and tokens are long.
+    static func bearerToken(_ authorization: String) -> String? {
+        let parts = authorization.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
+        guard parts.count == 2, String(decoding: parts[0], as: UTF8.self).lowercased() == "bearer" else { return nil }
+        return String(decoding: parts[1], as: UTF8.self)
     }
 
     func openAPI(path: String, request: Request) throws(APIError) -> Response {

@@ -56,16 +56,17 @@ extension APIHandler {
               info.verb == .get, info.subresource == nil, let name = info.name,
               let resource = Resources.find(group: info.group, version: info.version, resource: info.resource),
               resource.namespaced == (info.namespace != nil), Self.deprecationWarning(resource) == nil else { return nil }
+        // Without a query TableRequest cannot fail: nil means Accept did not ask for a Table.
         let accept = head.headers.first(name: "accept") ?? ""
-        guard let table = try? TableRequest(accept: accept, query: Query(nil)) else {
-            guard let bytes = api.getEncodedImmediately(resource, namespace: info.namespace, name: name) else { return nil }
-            return ImmediateAnswer(contentType: "application/json", body: bytes)
+        if let table = try? TableRequest(accept: accept, query: Query(nil)) {
+            guard let obj = api.getImmediately(resource, namespace: info.namespace, name: name) else { return nil }
+            let reply = TablePrinter.table(resource: resource, objects: [obj], listResourceVersion: obj.resourceVersion,
+                                           continueToken: nil, includeObject: table.includeObject,
+                                           now: Date().timeIntervalSince1970)
+            return ImmediateAnswer(contentType: "application/json", body: reply.serialized())
         }
-        guard let obj = api.getImmediately(resource, namespace: info.namespace, name: name) else { return nil }
-        let reply = TablePrinter.table(resource: resource, objects: [obj], listResourceVersion: obj.resourceVersion,
-                                       continueToken: nil, includeObject: table.includeObject,
-                                       now: Date().timeIntervalSince1970)
-        return ImmediateAnswer(contentType: "application/json", body: reply.serialized())
+        guard let bytes = api.getEncodedImmediately(resource, namespace: info.namespace, name: name) else { return nil }
+        return ImmediateAnswer(contentType: "application/json", body: bytes)
     }
 
     /// `authenticate` without suspending: a bearer token if one is sent, else the connection's
@@ -83,9 +84,7 @@ extension APIHandler {
         if let known = state.token, known.header == auth, known.revision == revision, known.expires > Date() {
             return known.user
         }
-        let parts = auth.utf8.split(separator: UInt8(ascii: " "), maxSplits: 1)
-        guard parts.count == 2, String(decoding: parts[0], as: UTF8.self).lowercased() == "bearer",
-              let accepted = authenticator.authenticateImmediately(bearerToken: String(decoding: parts[1], as: UTF8.self)) else {
+        guard let token = Self.bearerToken(auth), let accepted = authenticator.authenticateImmediately(bearerToken: token) else {
             return nil
         }
         state.token = (auth, accepted.user, accepted.expires, revision)

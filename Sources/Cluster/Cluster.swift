@@ -110,17 +110,13 @@ public enum ClusterRunner {
         let ready = NIOLockedValueBox(false)
         let apiReady = ReadinessGate()
         // A token stops working when its service account (or bound pod) is deleted or recreated.
-        let lookup: ClusterAuthenticator.BindingLookup = { namespace, serviceAccount, pod in
-            let sa = try? await api.get(Resources.serviceAccounts, namespace: namespace, name: serviceAccount)
-            var podUID: String?
-            if let pod { podUID = (try? await api.get(Resources.pods, namespace: namespace, name: pod))?.uid }
-            return (sa?.uid, podUID)
-        }
+        // The SQLite store keeps every key in memory, so both paths read the same way.
         let immediateLookup: ClusterAuthenticator.ImmediateBindingLookup = { namespace, serviceAccount, pod in
             let sa = api.getImmediately(Resources.serviceAccounts, namespace: namespace, name: serviceAccount)
             let boundPod = pod.flatMap { api.getImmediately(Resources.pods, namespace: namespace, name: $0) }
             return (sa?.uid, boundPod?.uid)
         }
+        let lookup: ClusterAuthenticator.BindingLookup = { immediateLookup($0, $1, $2) }
         let handler = APIHandler(api: api, serverAddress: "\(config.nodeIP):\(config.apiPort)",
                                  authenticator: ClusterAuthenticator(tokens: tokens, lookup: lookup, immediateLookup: immediateLookup),
                                  peerCertificates: NIOSSLPeerCertificates(), logger: logger,

@@ -71,29 +71,30 @@ public struct ClusterAuthenticator: Authenticating {
 
     public func authenticate(bearerToken: String) async -> RequestUser? {
         guard let claims = claims(for: bearerToken) else { return nil }
-        if let lookup {
-            let current = await lookup(claims.namespace, claims.serviceAccountName, claims.podName)
-            if claims.bindingFailure(
-                currentServiceAccountUID: current.serviceAccountUID, currentPodUID: current.podUID) != nil {
-                return nil
-            }
-        }
-        let user = claims.userInfo
-        return RequestUser(name: user.name, groups: user.groups)
+        let current = await lookup?(claims.namespace, claims.serviceAccountName, claims.podName)
+        return Self.user(claims, bindings: current)
     }
 
     public func authenticateImmediately(bearerToken: String) -> (user: RequestUser, expires: Date)? {
         guard let claims = claims(for: bearerToken) else { return nil }
+        var current: (serviceAccountUID: String?, podUID: String?)?
         if lookup != nil {
+            // The bindings must be checked, and only the async lookup could: undecidable now.
             guard let immediateLookup else { return nil }
-            let current = immediateLookup(claims.namespace, claims.serviceAccountName, claims.podName)
-            if claims.bindingFailure(
-                currentServiceAccountUID: current.serviceAccountUID, currentPodUID: current.podUID) != nil {
-                return nil
-            }
+            current = immediateLookup(claims.namespace, claims.serviceAccountName, claims.podName)
+        }
+        return Self.user(claims, bindings: current).map { ($0, claims.expiresAt) }
+    }
+
+    /// The token's user, unless the service account or pod it is bound to is gone or was
+    /// recreated (`bindings`: their current UIDs; nil when there is nothing to check against).
+    static func user(_ claims: ServiceAccountTokenClaims, bindings: (serviceAccountUID: String?, podUID: String?)?) -> RequestUser? {
+        if let bindings, claims.bindingFailure(currentServiceAccountUID: bindings.serviceAccountUID,
+                                               currentPodUID: bindings.podUID) != nil {
+            return nil
         }
         let user = claims.userInfo
-        return (RequestUser(name: user.name, groups: user.groups), claims.expiresAt)
+        return RequestUser(name: user.name, groups: user.groups)
     }
 
     public func authenticateImmediately(clientCertificateDER der: [UInt8]) -> RequestUser? {
@@ -102,7 +103,6 @@ public struct ClusterAuthenticator: Authenticating {
     }
 
     public func authenticate(clientCertificateDER der: [UInt8]) async -> RequestUser? {
-        guard let user = try? ClientCertificateIdentity.userInfo(derEncoded: der) else { return nil }
-        return RequestUser(name: user.name, groups: user.groups)
+        authenticateImmediately(clientCertificateDER: der)
     }
 }

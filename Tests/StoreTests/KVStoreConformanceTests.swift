@@ -19,6 +19,30 @@ struct KVStoreConformanceTests {
         }
     }
 
+    /// What the API's event-loop fast path reads: the same as `get` and `revision`, after every
+    /// kind of write, including a failed one.
+    @Test(arguments: StoreKind.allCases)
+    func immediateReadsAgreeWithAsyncOnes(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let immediate = try #require(store as? any ImmediateReading, "\(kind) keeps every key in memory")
+            func agree(_ key: String) async throws {
+                #expect(try immediate.getImmediately(key) == (try await store.get(key)))
+                #expect(immediate.revisionImmediately == (await store.revision))
+            }
+            try await agree("k")
+            _ = try await store.create("k", value: bytes("v1"))
+            try await agree("k")
+            _ = try await store.update("k", value: bytes("v2"), ifModRevision: nil)
+            try await agree("k")
+            _ = try? await store.update("k", value: bytes("stale"), ifModRevision: 1)
+            try await agree("k")
+            #expect(try immediate.getImmediately("k")?.value == bytes("v2"))
+            _ = try await store.delete("k", ifModRevision: nil)
+            try await agree("k")
+            #expect(try immediate.getImmediately("k") == nil && immediate.revisionImmediately == 3)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func createOfAnExistingKeyFailsWithoutBumpingTheRevision(kind: StoreKind) async throws {
         try await withStore(kind) { store in
