@@ -375,7 +375,8 @@ final class CustomHarness: Sendable {
         for informer in context.informers.all { await informer.waitSynced() }
     }
 
-    func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    /// Same bound as `Harness.eventually`: a busy parallel run can delay a controller's sync by seconds.
+    func eventually(timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if try await condition() { return true }

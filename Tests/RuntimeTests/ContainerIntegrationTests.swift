@@ -471,12 +471,14 @@ struct ContainerIntegrationTests {
     }
 }
 
-/// Polls `condition` every 10 ms for up to 5 s (only for observing a child
-/// process from outside, where no event exists to wait on).
+/// Polls `condition` every 10 ms for up to 20 s (only for observing a child
+/// process from outside, where no event exists to wait on). The bound only catches a hang.
 func waitUntil(_ condition: () -> Bool) async throws {
-    for _ in 0..<500 {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while ContinuousClock.now < deadline {
         if condition() { return }
         try await Task.sleep(for: .milliseconds(10))
     }
-    Issue.record("condition not met within 5 s")
+    if condition() { return }
+    Issue.record("condition not met within 20 s")
 }
