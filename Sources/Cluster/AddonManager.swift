@@ -15,7 +15,7 @@ struct AddonManager: Service {
     let logger: Logger
 
     var objects: [(ResourceInfo, JSON)] {
-        guard config.addonEnabled("dns") else { return [] }
+        guard config.runs("dns") else { return [] }
         return DNSManifests.objects(clusterDNSIP: config.clusterDNSIP, clusterDomain: config.clusterDomain)
     }
 
@@ -38,7 +38,7 @@ struct AddonManager: Service {
                 // a crash loop): worth one line, so nobody has to go looking first.
                 let events = (try? await api.list(Resources.events, namespace: "kube-system", options: ListOptions()).items) ?? []
                 let why = Self.latestWarning(events, objectPrefix: "coredns").map { " (\($0))" } ?? ""
-                progress.fail("the DNS add-on is not ready after 60 s\(why): see kubectl -n kube-system get pods,events")
+                progress.fail("dns", "the DNS add-on is not ready after 60 s\(why): see kubectl -n kube-system get pods,events")
             }
             progress.finish()
         }

@@ -17,13 +17,18 @@ public final class ProgressReporter: Sendable {
     let handle: FileHandle?
     let start = ContinuousClock.now
     let closed = NIOLockedValueBox(false)
-    /// How many components must call `finish` before the stream ends.
+    /// How many components must call `finish` before the stream ends: one for the API server
+    /// and controllers, plus one per `expectFinish`.
     let finishers = NIOLockedValueBox(1)
     /// Run once, when the last component has finished.
     let whenFinished = NIOLockedValueBox<[@Sendable () -> Void]>([])
 
-    public init(fd: Int32?) {
+    /// Where each component's state is kept for `labnode status` (nil: nowhere).
+    let states: ComponentStates?
+
+    public init(fd: Int32?, states: ComponentStates? = nil) {
         handle = fd.map { FileHandle(fileDescriptor: $0, closeOnDealloc: false) }
+        self.states = states
     }
 
     /// Elapsed milliseconds since the reporter was made.
@@ -33,13 +38,24 @@ public final class ProgressReporter: Sendable {
     }
 
     public func ready(_ component: String, _ detail: String = "") {
-        let ms = String(elapsedMS)
-        let line = String(repeating: " ", count: max(0, 6 - ms.count)) + ms + " ms  "
-            + component.padding(toLength: 12, withPad: " ", startingAt: 0) + "ready" + (detail.isEmpty ? "" : "  " + detail) + "\n"
-        write(line)
+        states?.set(component, "ready", detail)
+        line(component, "ready", detail)
     }
 
-    public func fail(_ message: String) { write("error: " + message + "\n") }
+    /// Says that a component left out by `--disable` (or by what it needs) will not start.
+    public func disabled(_ component: String, _ why: String) { line(component, "disabled", why) }
+
+    func line(_ component: String, _ state: String, _ detail: String) {
+        let ms = String(elapsedMS)
+        write(String(repeating: " ", count: max(0, 6 - ms.count)) + ms + " ms  "
+              + component.padding(toLength: 12, withPad: " ", startingAt: 0) + state + (detail.isEmpty ? "" : "  " + detail) + "\n")
+    }
+
+    /// Reports a failure; `component` (when it is one of `ComponentStates.order`) is marked failed.
+    public func fail(_ component: String?, _ message: String) {
+        if let component { states?.set(component, "failed", message) }
+        write("error: " + message + "\n")
+    }
 
     func write(_ line: String) {
         closed.withLockedValue { isClosed in
@@ -86,8 +102,12 @@ public enum ClusterRunner {
     public static func run(config: ClusterConfig, progress: ProgressReporter, logger: Logger) async throws {
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         try Daemon.writePIDFile(config.pidPath)
-        defer { try? FileManager.default.removeItem(atPath: config.pidPath) }
+        defer {
+            try? FileManager.default.removeItem(atPath: config.pidPath)
+            progress.states?.remove()
+        }
 
+        for name in ComponentStates.order { config.whyNotRunning(name).map { progress.disabled(name, $0) } }
         let store: SQLiteStore
         do {
             store = try SQLiteStore(path: config.storePath)
@@ -123,6 +143,7 @@ public enum ClusterRunner {
                                  ready: { ready.withLockedValue { $0 } })
         let tls = TLSMaterial(certificateChainPEM: pki.servingCertificatePEM, privateKeyPEM: pki.servingKeyPEM,
                               clientCAPEM: pki.caCertificatePEM)
+        let runsControllers = config.runs("controllers")
         let server = APIServerService(handler: handler, host: "0.0.0.0", port: config.apiPort, tls: tls, logger: logger) { port in
             ready.withLockedValue { $0 = true }
             progress.ready("api-server", "https://\(config.nodeIP):\(port)")
@@ -135,10 +156,14 @@ public enum ClusterRunner {
         let context = ControllerContext(client: api, informers: Informers(), events: EventRecorder(client: api),
                                         settings: settings, logger: Logger(label: "labnode.controllers"))
         let controllersReady = ReadinessGate()
-        let controllers = ControllerManager(context: context, controllers: StandardControllers.all(context),
+        // Without the controller manager, what kube-apiserver itself runs still runs (the
+        // `kubernetes` Service), and what waits for the controllers waits for that.
+        let controllers = ControllerManager(context: context,
+                                            controllers: runsControllers ? StandardControllers.all(context) : StandardControllers.apiServer(context),
                                             startAfter: { await apiReady.wait() }) {
-            progress.ready("controllers")
+            if runsControllers { progress.ready("controllers") }
             controllersReady.open()
+            progress.finish()
         }
         let agentLogger = Logger(label: "labnode.node-agent")
         let executable = Lifecycle.selfExecutable()
@@ -174,7 +199,9 @@ public enum ClusterRunner {
                 return agentUp.withLockedValue { $0 }
             },
             progress: progress, onSynced: { proxySynced.open() }, logger: Logger(label: "labnode.service-proxy"))
-        if config.addonEnabled("dns") { progress.expectFinish() }
+        let runsProxy = config.runs("kube-proxy")
+        if runsProxy { progress.expectFinish() } else { proxySynced.open() }
+        if config.runs("dns") { progress.expectFinish() }
         // Start-up ran code and read objects that serving does not need again; an idle daemon
         // should not keep them resident (see MemoryTrim).
         progress.onFinish {
@@ -185,15 +212,19 @@ public enum ClusterRunner {
         let addons = AddonManager(config: config, api: api, startAfter: { await controllersReady.wait() }, progress: progress,
                                   logger: Logger(label: "labnode.addons"))
         let repair = AllocationRepair(api: api, logger: logger)
+        // Started in this order and stopped in reverse; what `--disable` leaves out is not started.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server), .init(service: controllers)]
+        if config.runs("node-agent") { services.append(.init(service: agent)) }
+        if runsProxy { services.append(.init(service: proxy)) }
+        services += [.init(service: addons), .init(service: repair)]
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: controllers), .init(service: agent), .init(service: proxy),
-                       .init(service: addons), .init(service: repair)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
             try await group.run()
         } catch {
-            progress.fail("\(error)")
+            progress.fail(nil, "\(error)")
             progress.finish()
             await store.close()
             throw error

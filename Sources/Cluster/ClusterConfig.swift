@@ -16,8 +16,9 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
     public var nodeName: String
     /// `--lb-pool`: addresses for LoadBalancer Services (nil: the node IP for all).
     public var loadBalancerPool: String?
-    /// `--disable`: add-ons not to run (`dns`); nil or empty runs them all.
-    public var disabledAddons: [String]?
+    /// `--disable`: add-ons and components not to run (`disabledComponents`); nil or empty runs
+    /// them all.
+    public var disabled: [String]?
     /// `--resolv-conf` (the kubelet's flag): the resolver file pods with dnsPolicy Default get,
     /// and so the DNS add-on's upstreams. Nil: detected (`effectiveResolvConf`).
     public var resolvConf: String?
@@ -25,8 +26,18 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
     /// route_localnet). Nil or false: off, as the proxy spec wants it opt-in.
     public var localhostNodePorts: Bool?
 
+    /// `disabled` keeps the key it had when it held only add-ons, so saved settings still load.
+    enum CodingKeys: String, CodingKey {
+        case dataDir, apiPort, nodeIP, serviceClusterIPRange, serviceNodePortRange, clusterCIDR, clusterDomain, proxyMode
+        case nodeName, loadBalancerPool, resolvConf, localhostNodePorts
+        case disabled = "disabledAddons"
+    }
+
     public static let defaultDataDir = "/var/lib/labnode"
-    public static let addons = ["dns"]
+    /// What `--disable` takes: the DNS add-on, and the components around the API server, as
+    /// k3s's `--disable-controller-manager`, `--disable-kube-proxy` and `--disable-agent` leave
+    /// them out. With all four disabled the daemon is the API server and its store alone.
+    public static let disabledComponents = ["dns", "controllers", "node-agent", "kube-proxy"]
     public static let proxyModes = ["iptables", "nftables", "userspace", "ipvs"]
 
     public init(dataDir: String = ClusterConfig.defaultDataDir, apiPort: Int = 6443, nodeIP: String = "",
@@ -80,7 +91,20 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         return standard
     }
 
-    public func addonEnabled(_ name: String) -> Bool { !(disabledAddons ?? []).contains(name) }
+    /// Nil when the component runs; otherwise why not, as `labnode status` says it. The proxy
+    /// routes through the node's bridge and the DNS add-on is a pod, so both need the node agent,
+    /// and DNS needs the controllers that make its pod.
+    public func whyNotRunning(_ component: String) -> String? {
+        if (disabled ?? []).contains(component) { return "--disable \(component)" }
+        let needs: [String] = switch component {
+        case "kube-proxy": ["node-agent"]
+        case "dns": ["controllers", "node-agent"]
+        default: []
+        }
+        return needs.first { whyNotRunning($0) != nil }.map { "needs \($0), which is disabled" }
+    }
+
+    public func runs(_ component: String) -> Bool { whyNotRunning(component) == nil }
 
     public var clusterDNSIP: String {
         (try? IPv4CIDR(parsing: serviceClusterIPRange))?.nth(10)?.description ?? ""
@@ -110,8 +134,8 @@ public struct ClusterConfig: Codable, Sendable, Equatable {
         guard (1...65535).contains(apiPort) else {
             throw ClusterError.config("--api-port \(apiPort) is not a TCP port (1-65535)")
         }
-        for addon in disabledAddons ?? [] where !Self.addons.contains(addon) {
-            throw ClusterError.config("--disable \(addon): no such add-on (known: \(Self.addons.joined(separator: ", ")))")
+        for name in disabled ?? [] where !Self.disabledComponents.contains(name) {
+            throw ClusterError.config("--disable \(name): no such add-on or component (known: \(Self.disabledComponents.joined(separator: ", ")))")
         }
         let svc: IPv4CIDR
         let pods: IPv4CIDR

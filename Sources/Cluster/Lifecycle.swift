@@ -17,8 +17,8 @@ public enum Lifecycle {
         public var clusterDomain: String?
         public var proxyMode: String?
         public var loadBalancerPool: String?
-        /// `--disable dns`: add-ons to leave out (an empty list turns all back on).
-        public var disabledAddons: [String]?
+        /// `--disable dns`: add-ons and components to leave out (an empty list turns all back on).
+        public var disabled: [String]?
         public var resolvConf: String?
         public var localhostNodePorts: Bool?
 
@@ -33,7 +33,10 @@ public enum Lifecycle {
             if let v = clusterDomain { c.clusterDomain = v }
             if let v = proxyMode { c.proxyMode = v }
             if let v = loadBalancerPool { c.loadBalancerPool = v.isEmpty ? nil : v }
-            if let v = disabledAddons { c.disabledAddons = v.filter { !$0.isEmpty } }
+            if let v = disabled {
+                // Repeated or comma-separated, as k3s takes its --disable list.
+                c.disabled = v.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
             if let v = resolvConf { c.resolvConf = v.isEmpty ? nil : v }
             if let v = localhostNodePorts { c.localhostNodePorts = v }
         }
@@ -172,7 +175,7 @@ public enum Lifecycle {
             return h
         }
         let logger = Logger(label: "labnode.cluster")
-        let progress = ProgressReporter(fd: progressFD)
+        let progress = ProgressReporter(fd: progressFD, states: ComponentStates(path: config.statusPath, config: config))
         if progressFD == nil {
             // In the foreground the kubeconfig is written here, once the PKI exists.
             let pki = try PKI.loadOrCreate(directory: config.pkiDir, nodeIP: config.nodeIP, serviceIP: config.firstServiceIP,
@@ -234,6 +237,26 @@ public enum Lifecycle {
         say("proxy mode:     \(config.proxyMode)")
         say("lb pool:        \(config.loadBalancerPool ?? "the node IP")")
         say("data dir:       \(config.dataDir)")
+        say("components:")
+        for line in componentLines(config: config, running: pid != nil, apiState: apiState) { say("  " + line) }
         return pid == nil ? 3 : (apiState == "ready" ? 0 : 1)
+    }
+
+    /// One line per component: the daemon's record of it (`ComponentStates`), except for the API
+    /// server, whose state was just probed.
+    static func componentLines(config: ClusterConfig, running: Bool, apiState: String) -> [String] {
+        let recorded = running ? ComponentStates.load(path: config.statusPath) ?? [] : []
+        return ComponentStates.order.map { name in
+            var state = "stopped", detail = ""
+            if let why = config.whyNotRunning(name) {
+                (state, detail) = ("disabled", why)
+            } else if name == "api-server" && running {
+                state = apiState
+            } else if let entry = recorded.first(where: { $0.name == name }) {
+                (state, detail) = (entry.state, entry.detail)
+            }
+            let columns = name.padding(toLength: 13, withPad: " ", startingAt: 0) + state
+            return detail.isEmpty ? columns : columns.padding(toLength: max(columns.count + 2, 24), withPad: " ", startingAt: 0) + detail
+        }
     }
 }

@@ -53,10 +53,10 @@ struct NodeAgentService: Service {
         await agent.shutdown()
     }
 
+    /// The proxy, told by `onStarted(false)`, ends the start-up progress in its place.
     func fail(_ message: String) {
         logger.error("the node agent stopped: \(message)")
-        progress.fail("node agent: \(message)")
-        progress.finish()
+        progress.fail("node-agent", "node agent: \(message)")
     }
 }
 

@@ -18,6 +18,9 @@ struct ServiceProxyService: Service {
         defer { onSynced() }
         // A service that returns would stop the whole group: wait for shutdown instead.
         guard await startAfter() else {
+            // No node agent, so no bridge to route through: start-up is over for the proxy.
+            progress.states?.set("kube-proxy", "failed", "the node agent did not start")
+            progress.finish()
             try? await gracefulShutdown()
             return
         }
@@ -75,7 +78,7 @@ struct ServiceProxyService: Service {
 
     func fail(_ message: String) {
         logger.error("the service proxy stopped: \(message)")
-        progress.fail("service proxy: \(message)")
+        progress.fail("kube-proxy", "service proxy: \(message)")
         progress.finish()
     }
 }

@@ -63,7 +63,7 @@ struct Up: AsyncParsableCommand {
     var proxyMode: String?
     @Option(name: .customLong("lb-pool"), help: "Addresses for LoadBalancer Services, as a CIDR or FIRST-LAST (default: the node IP for all; \"\" to go back to that).")
     var lbPool: String?
-    @Option(name: .customLong("disable"), help: "An add-on to leave out (dns); repeat for more, or --disable \"\" to run them all.")
+    @Option(name: .customLong("disable"), help: "An add-on or component to leave out: dns, controllers, node-agent, kube-proxy (all four: the API server alone); repeat or separate with commas, or --disable \"\" to run them all.")
     var disable: [String] = []
     @Option(name: .customLong("resolv-conf"), help: "Resolver file for pods with dnsPolicy Default and the DNS add-on's upstreams (default: /etc/resolv.conf, or systemd-resolved's real one).")
     var resolvConf: String?
@@ -92,7 +92,7 @@ struct Up: AsyncParsableCommand {
             flags.clusterDomain = clusterDomain
             flags.proxyMode = proxyMode
             flags.loadBalancerPool = lbPool
-            if !disable.isEmpty { flags.disabledAddons = disable }
+            if !disable.isEmpty { flags.disabled = disable }
             flags.resolvConf = resolvConf
             flags.localhostNodePorts = localhostNodePorts
             let code = try await Lifecycle.up(dataDir: dir.dataDir, flags: flags, kubeconfig: kubeconfig, foreground: foreground)

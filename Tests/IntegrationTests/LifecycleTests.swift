@@ -29,6 +29,11 @@ struct LifecycleTests {
         let status = try c.labnode(["status"])
         #expect(status.code == 0, "\(status)")
         #expect(status.out.contains("10.0.0.0/24") && status.out.contains("ready") && status.out.contains(c.nodeIP), "\(status.out)")
+        // Each component's state, as the daemon recorded it (the fixture leaves DNS out).
+        for line in ["api-server   ready", "controllers  ready", "node-agent   ready", "kube-proxy   ready      iptables",
+                     "dns          disabled   --disable dns"] {
+            #expect(status.out.contains("  " + line), "status should say \(line): \(status.out)")
+        }
 
         let down = try c.labnode(["down"])
         #expect(down.code == 0)
@@ -61,6 +66,38 @@ struct LifecycleTests {
         #expect(try c.kubectl(nil, ["get", "configmap", "keep", "-o", "jsonpath={.data.a}"]).out == "1")
     }
 
+    @Test("--disable leaves components out: with all four, the daemon is the API server alone")
+    func apiServerAlone() throws {
+        let c = try ClusterFixture()
+        defer { c.stop() }
+        let up = try c.up(["--disable", "controllers,node-agent,kube-proxy"])
+        #expect(up.code == 0, "\(up)")
+        for name in ["controllers", "node-agent", "kube-proxy", "dns"] {
+            #expect(up.out.contains("\(name.padding(toLength: 12, withPad: " ", startingAt: 0))disabled"), "up should say \(name) is disabled: \(up.out)")
+        }
+        let status = try c.labnode(["status"])
+        #expect(status.code == 0 && status.out.contains("  api-server   ready") && status.out.contains("  node-agent   disabled"), "\(status)")
+
+        // What kube-apiserver does itself still happens: the `kubernetes` Service exists.
+        #expect(NodeAgentIntegrationTests.eventually(10) {
+            (try? c.kubectl(nil, ["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]).out) == "10.96.0.1"
+        })
+        // Nothing else runs: a Deployment gets no ReplicaSet, no node registers, no rules are written.
+        #expect(try c.kubectl(nil, ["create", "deployment", "web", "--image=nginx"]).code == 0)
+        #expect(try c.kubectl(nil, ["create", "configmap", "kept", "--from-literal=a=1"]).code == 0)
+        sleep(2)
+        #expect(try c.kubectl(nil, ["get", "replicasets", "-o", "name"]).out.isEmpty)
+        #expect(try c.kubectl(nil, ["get", "nodes", "-o", "name"]).out.isEmpty)
+        let rules = try c.inNetns(["iptables-save"]).out + (try c.inNetns(["nft", "list", "ruleset"]).out)
+        #expect(!rules.contains("KUBE-") && !rules.contains("kube-proxy"), "the proxy wrote rules: \(rules)")
+
+        // The choice is kept: a second start without flags is the API server alone again.
+        #expect(try c.labnode(["down"]).code == 0)
+        let again = try c.labnode(["up", "--kubeconfig", c.kubeconfig])
+        #expect(again.code == 0 && again.out.contains("controllers disabled"), "\(again)")
+        #expect(try c.kubectl(nil, ["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]).out == "1")
+    }
+
     @Test("bad flags are refused with one clear sentence")
     func badFlags() throws {
         let c = try ClusterFixture()
@@ -71,6 +108,7 @@ struct LifecycleTests {
             (["--service-node-port-range", "40000-30000"], "--service-node-port-range"),
             (["--api-port", "70000"], "--api-port"),
             (["--proxy-mode", "magic"], "--proxy-mode"),
+            (["--disable", "scheduler"], "--disable scheduler: no such add-on or component"),
             // The test namespace routes 192.168.77.0/24: a pod range over it is refused.
             (["--cluster-cidr", "192.168.0.0/16"], "overlaps the host route"),
             (["--cluster-cidr", "172.31.0.0/16"], "--node-ip"),
