@@ -21,6 +21,7 @@ bench_cleanup() {
     # nsenter may have forked: stop our etcd by its (unique) data dir too.
     pkill -9 -f "etcd --data-dir $WORK/etcd" 2>/dev/null || true
     in_ns "$LABNODE" down --data-dir "$WORK/data" >/dev/null 2>&1 || true
+    [ -d "$WORK/api-only" ] && { in_ns "$LABNODE" down --data-dir "$WORK/api-only" >/dev/null 2>&1 || true; }
     ip netns del $NS 2>/dev/null || true
     rm -rf "$WORK"
 }

@@ -116,10 +116,13 @@ public struct APIHandler: HTTPResponder {
     let logger: Logger
     /// Readiness as /readyz reports it; the cluster flips it once bootstrapping is done.
     let ready: @Sendable () -> Bool
+    /// Every request arriving on a connection is counted here.
+    public let activity: RequestActivity
 
     public init(api: APIService, serverAddress: String, authenticator: (any Authenticating)?,
                 peerCertificates: (any PeerCertificateSource)?, version: ServerVersion = ServerVersion(),
-                logger: Logger = Logger(label: "labnode.apiserver"), ready: @escaping @Sendable () -> Bool = { true }) {
+                logger: Logger = Logger(label: "labnode.apiserver"), ready: @escaping @Sendable () -> Bool = { true },
+                activity: RequestActivity = RequestActivity()) {
         self.api = api
         self.discovery = Discovery(resources: Resources.all, serverAddress: serverAddress)
         self.openapi = LazyOpenAPI(registry: api.registry, resources: Resources.all)
@@ -128,6 +131,7 @@ public struct APIHandler: HTTPResponder {
         self.version = version
         self.logger = logger
         self.ready = ready
+        self.activity = activity
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {

@@ -26,14 +26,16 @@ struct ImmediateConnectionState {
 struct ImmediateResponder: Sendable {
     let answer: @Sendable (_ head: HTTPRequestHead, _ state: inout ImmediateConnectionState,
                            _ certificateDER: () -> [UInt8]?) -> ImmediateAnswer?
+    /// Sees every request of the connection, whichever path answers it.
+    var activity: RequestActivity?
 }
 
 extension APIHandler {
     /// The fast path's view of this handler.
     var immediateResponder: ImmediateResponder {
-        ImmediateResponder { head, state, certificateDER in
+        ImmediateResponder(answer: { head, state, certificateDER in
             self.immediateAnswer(head, state: &state, certificateDER: certificateDER)
-        }
+        }, activity: activity)
     }
 
     /// The reply to a GET of one object, when the credentials can be checked and the object read

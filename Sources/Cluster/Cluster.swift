@@ -128,6 +128,7 @@ public enum ClusterRunner {
         try await bootstrap(api)
 
         let ready = NIOLockedValueBox(false)
+        let activity = RequestActivity()
         let apiReady = ReadinessGate()
         // A token stops working when its service account (or bound pod) is deleted or recreated.
         // The SQLite store keeps every key in memory, so both paths read the same way.
@@ -140,7 +141,7 @@ public enum ClusterRunner {
         let handler = APIHandler(api: api, serverAddress: "\(config.nodeIP):\(config.apiPort)",
                                  authenticator: ClusterAuthenticator(tokens: tokens, lookup: lookup, immediateLookup: immediateLookup),
                                  peerCertificates: NIOSSLPeerCertificates(), logger: logger,
-                                 ready: { ready.withLockedValue { $0 } })
+                                 ready: { ready.withLockedValue { $0 } }, activity: activity)
         let tls = TLSMaterial(certificateChainPEM: pki.servingCertificatePEM, privateKeyPEM: pki.servingKeyPEM,
                               clientCAPEM: pki.caCertificatePEM)
         let runsControllers = config.runs("controllers")
@@ -204,7 +205,9 @@ public enum ClusterRunner {
         if config.runs("dns") { progress.expectFinish() }
         // Start-up ran code and read objects that serving does not need again; an idle daemon
         // should not keep them resident (see MemoryTrim).
+        let startUpOver = ReadinessGate()
         progress.onFinish {
+            defer { startUpOver.open() }
             let report = MemoryTrim.afterStartUp()
             logger.info("start-up memory given back", metadata: [
                 "pagedOutMB": "\(report.advisedBytes >> 20)", "unmappedMB": "\(report.unmappedBytes >> 20)"])
@@ -216,7 +219,8 @@ public enum ClusterRunner {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server), .init(service: controllers)]
         if config.runs("node-agent") { services.append(.init(service: agent)) }
         if runsProxy { services.append(.init(service: proxy)) }
-        services += [.init(service: addons), .init(service: repair)]
+        services += [.init(service: addons), .init(service: repair),
+                     .init(service: IdleTrim(activity: activity, startAfter: { await startUpOver.wait() }, logger: logger))]
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -153,9 +153,12 @@ struct ImmediateAnswerTests {
         return parts
     }
 
-    @Test("the connection handler answers in request order, passes the rest on whole, and leaves at an upgrade")
+    @Test("the connection handler answers in request order, passes the rest on whole, counts each, and leaves at an upgrade")
     func handlerOrder() throws {
-        let channel = EmbeddedChannel(handler: ImmediateAnswerHandler(responder: Self.fast))
+        var responder = Self.fast
+        let activity = RequestActivity()
+        responder.activity = activity
+        let channel = EmbeddedChannel(handler: ImmediateAnswerHandler(responder: responder))
         defer { _ = try? channel.finish() }
 
         try Self.request(channel, "/fast")
@@ -193,6 +196,8 @@ struct ImmediateAnswerTests {
         #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.handler(type: ImmediateAnswerHandler.self) }
         try channel.writeInbound(ByteBuffer(string: "raw bytes"))
         #expect(try channel.readInbound(as: ByteBuffer.self) == ByteBuffer(string: "raw bytes"))
+        // Every request counted for the daemon's idle trim, whichever path took it.
+        #expect(activity.requests == 6)
     }
 
     @Test("over a real connection: pipelined requests are answered in order, whichever path serves each")

@@ -5,7 +5,7 @@ import Testing
 /// Figures are not asserted (a shared CI machine cannot promise them).
 @Suite("labnode bench --quick", .serialized, .enabled(if: Capability.canCreateNetns && Capability.hasBinary))
 struct BenchSmokeTests {
-    static let rows = ["up-first", "up-kind", "up-k3d", "up-minikube", "up-second", "idle-rss", "idle-cluster", "idle-k3s",
+    static let rows = ["up-first", "up-kind", "up-k3d", "up-minikube", "up-second", "idle-rss", "idle-rss-api-only", "idle-cluster", "idle-k3s",
                        "idle-minikube", "idle-kind", "pod-start-p50", "pod-start-p99", "proxy-full-100", "proxy-change-100",
                        "proxy-full-1000", "proxy-change-1000", "service-first-connection-iptables",
                        "service-first-connection-nftables", "service-first-connection-userspace", "dns-qps", "dns-p99", "dns-rss", "api-get", "up-second-api"]

@@ -29,6 +29,7 @@ final class ImmediateAnswerHandler: ChannelDuplexHandler, RemovableChannelHandle
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            responder.activity?.noteRequest()
             if head.headers.contains(name: "upgrade") {
                 passOn(context, head)
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

@@ -34,7 +34,7 @@ struct BenchRun: AsyncParsableCommand {
     var plan: [Script] {
         [
             Script(file: "api.sh", tools: ["wrk", "nginx", "curl", "dig", "python3"] + (quick ? [] : ["etcd"]),
-                   rows: ["up-first", "up-second", "idle-rss", "idle-cluster", "api-get"] + (quick ? [] : ["api-create"])),
+                   rows: ["up-first", "up-second", "idle-rss", "idle-rss-api-only", "idle-cluster", "api-get"] + (quick ? [] : ["api-create"])),
             Script(file: "pods.sh", tools: ["crun", "python3"], rows: ["pod-start-p50", "pod-start-p99"]),
             Script(file: "proxy.sh", tools: ["iptables-restore", "python3"],
                    rows: proxySizes.flatMap { ["proxy-full-\($0)", "proxy-change-\($0)"] }),
