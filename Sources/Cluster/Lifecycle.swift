@@ -1,3 +1,4 @@
+import Addons
 import Foundation
 import Logging
 
@@ -237,21 +238,28 @@ public enum Lifecycle {
         say("proxy mode:     \(config.proxyMode)")
         say("lb pool:        \(config.loadBalancerPool ?? "the node IP")")
         say("data dir:       \(config.dataDir)")
+        // The API and DNS are asked now; the other components are as the daemon last recorded them.
+        var live = ["api-server": apiState]
+        if pid != nil && config.runs("dns") && config.runs("kube-proxy") {
+            let m = await DNSProbe.ask(server: config.clusterDNSIP, name: "kubernetes.default.svc.\(config.clusterDomain)")
+            live["dns"] = m.map { $0.rcode == .noError && !$0.answers.isEmpty } == true
+                ? "ready" : "not answering (kube-dns \(config.clusterDNSIP):53)"
+        }
         say("components:")
-        for line in componentLines(config: config, running: pid != nil, apiState: apiState) { say("  " + line) }
+        for line in componentLines(config: config, running: pid != nil, live: live) { say("  " + line) }
         return pid == nil ? 3 : (apiState == "ready" ? 0 : 1)
     }
 
-    /// One line per component: the daemon's record of it (`ComponentStates`), except for the API
-    /// server, whose state was just probed.
-    static func componentLines(config: ClusterConfig, running: Bool, apiState: String) -> [String] {
+    /// One line per component: the daemon's record of it (`ComponentStates`), or for those in
+    /// `live` (the API server, DNS), what was just probed.
+    static func componentLines(config: ClusterConfig, running: Bool, live: [String: String]) -> [String] {
         let recorded = running ? ComponentStates.load(path: config.statusPath) ?? [] : []
         return ComponentStates.order.map { name in
             var state = "stopped", detail = ""
             if let why = config.whyNotRunning(name) {
                 (state, detail) = ("disabled", why)
-            } else if name == "api-server" && running {
-                state = apiState
+            } else if running, let probed = live[name] {
+                state = probed
             } else if let entry = recorded.first(where: { $0.name == name }) {
                 (state, detail) = (entry.state, entry.detail)
             }

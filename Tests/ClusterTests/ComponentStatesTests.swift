@@ -76,7 +76,10 @@ import Testing
         var config = Self.config(disabled: ["kube-proxy"])
         config.dataDir = dir
         let states = ComponentStates(path: config.statusPath, config: config)
-        let progress = ProgressReporter(fd: nil, states: states)
+        // The progress lines go nowhere: only the recorded states matter here.
+        let devNull = open("/dev/null", O_WRONLY)
+        defer { close(devNull) }
+        let progress = ProgressReporter(fd: devNull, states: states)
         progress.ready("store", "state.db, revision 7")
         progress.ready("kubeconfig", "/root/.kube/config")   // a progress line, not a component
         progress.fail("node-agent", "node agent: overlayfs is not available")
@@ -86,14 +89,16 @@ import Testing
         #expect(recorded.first { $0.name == "store" } == .init(name: "store", state: "ready", detail: "state.db, revision 7"))
         #expect(recorded.first { $0.name == "controllers" }?.state == "starting")
 
-        let lines = Lifecycle.componentLines(config: config, running: true, apiState: "ready")
+        let lines = Lifecycle.componentLines(config: config, running: true,
+                                             live: ["api-server": "ready", "dns": "not answering (kube-dns 10.96.0.10:53)"])
         #expect(lines.count == ComponentStates.order.count)
         #expect(lines[0] == "store        ready      state.db, revision 7")
         #expect(lines[2] == "api-server   ready")
         #expect(lines[4] == "node-agent   failed     node agent: overlayfs is not available")
         #expect(lines[5] == "kube-proxy   disabled   --disable kube-proxy")
+        #expect(lines[6] == "dns          not answering (kube-dns 10.96.0.10:53)")
         // A stopped daemon's file says nothing: every component that would run is stopped.
-        let stopped = Lifecycle.componentLines(config: config, running: false, apiState: "stopped")
+        let stopped = Lifecycle.componentLines(config: config, running: false, live: [:])
         #expect(stopped[0] == "store        stopped")
         #expect(stopped[5] == "kube-proxy   disabled   --disable kube-proxy")
 

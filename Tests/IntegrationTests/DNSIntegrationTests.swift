@@ -45,6 +45,9 @@ struct DNSIntegrationTests {
         let r = try c.up(["--resolv-conf", files + "/resolv.conf"], dns: true)
         try #require(r.code == 0, "\(r)")
         #expect(c.upOutput.contains("dns") && c.upOutput.contains("10.96.0.10"), "\(c.upOutput)")
+        // `labnode status` asks kube-dns itself, as it asks the API.
+        let status = try c.labnode(["status"]).out
+        #expect(status.contains("  dns          ready"), "\(status)")
 
         // The add-on's objects, as `kubectl get svc,ep -n kube-system kube-dns` shows them.
         let svc = try c.kubectl(nil, ["get", "svc,ep", "-n", "kube-system", "kube-dns"]).out
