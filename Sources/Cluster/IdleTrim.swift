@@ -5,9 +5,9 @@ import ServiceLifecycle
 
 /// Gives memory back once the API has had no request for `quiet` (30 s): what serving
 /// kubectl brought in (the code of discovery, OpenAPI, apply, tables, ...) is not needed to sit
-/// idle. The same trim as after start-up (`MemoryTrim`); pages still in use come back on first
-/// use, from the page cache, at the cost of a minor fault. Once per quiet period, not again
-/// until a request has come.
+/// idle. `MemoryTrim.whileIdle`: unlike the trim after start-up it evicts nothing from the page
+/// cache, so the code comes back on first use as minor faults, not disk reads. Once per quiet
+/// period, not again until a request has come.
 struct IdleTrim: Service {
     let activity: RequestActivity
     /// Awaited before watching: start-up ends with a trim of its own.
@@ -15,7 +15,7 @@ struct IdleTrim: Service {
     let logger: Logger
     var quiet: Duration = .seconds(30)
     var period: Duration = .seconds(5)
-    var trim: @Sendable () -> MemoryTrim.Report = { MemoryTrim.afterStartUp() }
+    var trim: @Sendable () -> MemoryTrim.Report = { MemoryTrim.whileIdle() }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -31,8 +31,7 @@ struct IdleTrim: Service {
                 } else if !trimmed && ContinuousClock.now - lastChange >= quiet {
                     trimmed = true
                     let report = trim()
-                    logger.info("idle: memory given back", metadata: [
-                        "pagedOutMB": "\(report.advisedBytes >> 20)", "unmappedMB": "\(report.unmappedBytes >> 20)"])
+                    logger.info("idle: memory given back", metadata: ["unmappedMB": "\(report.unmappedBytes >> 20)"])
                 }
             }
         }

@@ -44,4 +44,14 @@ final class MemoryTrimTests: XCTestCase {
         XCTAssertLessThan(after, before, "file-backed RSS \(before) kB -> \(after) kB")
         XCTAssertEqual(try DNSMessage(parsing: DNSMessage.reply(to: DNSMessage()).serialized()).isResponse, true)
     }
+
+    /// The idle trim unmaps but asks for no page-out: the page cache keeps the code, so the
+    /// next request finds it without reading the disk.
+    func testIdleTrimUnmapsWithoutPagingOut() throws {
+        let report = MemoryTrim.whileIdle()
+        XCTAssertEqual(report.advisedBytes, 0)
+        XCTAssertEqual(report.refused, 0)
+        XCTAssertGreaterThan(report.unmappedBytes, 1 << 20)
+        XCTAssertEqual(try DNSMessage(parsing: DNSMessage.reply(to: DNSMessage()).serialized()).isResponse, true)
+    }
 }
