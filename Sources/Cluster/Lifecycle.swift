@@ -262,6 +262,9 @@ public enum Lifecycle {
                 state = probed
             } else if let entry = recorded.first(where: { $0.name == name }) {
                 (state, detail) = (entry.state, entry.detail)
+            } else if running {
+                // A daemon that keeps no record (one started by an older labnode) cannot be asked.
+                (state, detail) = ("unknown", "no \(config.statusPath)")
             }
             let columns = name.padding(toLength: 13, withPad: " ", startingAt: 0) + state
             return detail.isEmpty ? columns : columns.padding(toLength: max(columns.count + 2, 24), withPad: " ", startingAt: 0) + detail

@@ -104,5 +104,9 @@ import Testing
 
         states.remove()
         #expect(ComponentStates.load(path: config.statusPath) == nil)
+        // Running, but no record (a daemon of an older labnode): said, not guessed.
+        let unrecorded = Lifecycle.componentLines(config: config, running: true, live: ["api-server": "ready"])
+        #expect(unrecorded[0] == "store        unknown    no \(config.statusPath)")
+        #expect(unrecorded[2] == "api-server   ready")
     }
 }
