@@ -15,24 +15,41 @@ struct IdleTrim: Service {
     let logger: Logger
     var quiet: Duration = .seconds(30)
     var period: Duration = .seconds(5)
-    var trim: @Sendable () -> MemoryTrim.Report = { MemoryTrim.whileIdle() }
+
+    /// When to trim, decided from the request count seen at each look.
+    struct Decision {
+        let quiet: Duration
+        var seen: Int
+        var lastChange: ContinuousClock.Instant
+        var trimmed = false
+
+        init(quiet: Duration, requests: Int, at now: ContinuousClock.Instant) {
+            self.quiet = quiet
+            seen = requests
+            lastChange = now
+        }
+
+        /// True when this look should trim: no request for `quiet`, and none trimmed since.
+        mutating func look(requests: Int, at now: ContinuousClock.Instant) -> Bool {
+            if requests != seen {
+                (seen, lastChange, trimmed) = (requests, now, false)
+                return false
+            }
+            guard !trimmed, now - lastChange >= quiet else { return false }
+            trimmed = true
+            return true
+        }
+    }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             await startAfter()
-            var seen = activity.requests
-            var lastChange = ContinuousClock.now
-            var trimmed = false
+            var decision = Decision(quiet: quiet, requests: activity.requests, at: .now)
             while !Task.isCancelled {
                 try await Task.sleep(for: period)
-                let now = activity.requests
-                if now != seen {
-                    (seen, lastChange, trimmed) = (now, .now, false)
-                } else if !trimmed && ContinuousClock.now - lastChange >= quiet {
-                    trimmed = true
-                    let report = trim()
-                    logger.info("idle: memory given back", metadata: ["unmappedMB": "\(report.unmappedBytes >> 20)"])
-                }
+                guard decision.look(requests: activity.requests, at: .now) else { continue }
+                let report = MemoryTrim.whileIdle()
+                logger.info("idle: memory given back", metadata: ["unmappedMB": "\(report.unmappedBytes >> 20)"])
             }
         }
     }

@@ -1,47 +1,30 @@
-import APIServer
-@testable import Addons
-import Logging
-import Synchronization
 import Testing
 @testable import Cluster
 
 /// The daemon trims once per quiet period of the API, and not while requests keep coming.
+/// The decision is fed instants, so a busy test machine cannot change the outcome.
 @Suite struct IdleTrimTests {
-    final class Trims: Sendable {
-        let count = Atomic<Int>(0)
-    }
+    @Test func oncePerQuietPeriodAndNotWhileBusy() {
+        let start = ContinuousClock.now
+        func at(_ ms: Int) -> ContinuousClock.Instant { start + .milliseconds(ms) }
+        var d = IdleTrim.Decision(quiet: .seconds(30), requests: 0, at: at(0))
+        func look(_ requests: Int, _ ms: Int) -> Bool { d.look(requests: requests, at: at(ms)) }
 
-    @Test func oncePerQuietPeriodAndNotWhileBusy() async throws {
-        let activity = RequestActivity()
-        let trims = Trims()
-        var idle = IdleTrim(activity: activity, startAfter: {}, logger: Logger(label: "test"))
-        idle.quiet = .milliseconds(300)
-        idle.period = .milliseconds(20)
-        idle.trim = {
-            trims.count.add(1, ordering: .relaxed)
-            return MemoryTrim.Report(advisedBytes: 0, refused: 0)
+        // Busy: a new request at every look (every 5 s) for two minutes.
+        var requests = 0
+        for t in stride(from: 5_000, through: 120_000, by: 5_000) {
+            requests += 1
+            #expect(!look(requests, t), "trimmed while busy at \(t) ms")
         }
-        let task = Task { [idle] in try await idle.run() }
-        defer { task.cancel() }
-
-        // Busy: a request every 50 ms for a second, never quiet for 300 ms.
-        for _ in 0..<20 {
-            activity.noteRequest()
-            try await Task.sleep(for: .milliseconds(50))
+        // Quiet: nothing until 30 s after the last request, then one trim, however long it lasts.
+        #expect(!look(requests, 145_000))
+        #expect(look(requests, 150_000))
+        for t in stride(from: 155_000, through: 400_000, by: 5_000) {
+            #expect(!look(requests, t), "trimmed twice in one quiet spell at \(t) ms")
         }
-        #expect(trims.count.load(ordering: .relaxed) == 0)
-        // Quiet: one trim, however long the quiet lasts.
-        try await waitUntil { trims.count.load(ordering: .relaxed) == 1 }
-        try await Task.sleep(for: .milliseconds(700))
-        #expect(trims.count.load(ordering: .relaxed) == 1)
         // A request, then quiet again: one more.
-        activity.noteRequest()
-        try await waitUntil { trims.count.load(ordering: .relaxed) == 2 }
-    }
-
-    func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(condition())
+        #expect(!look(requests + 1, 405_000))
+        #expect(!look(requests + 1, 430_000))
+        #expect(look(requests + 1, 435_000))
     }
 }
