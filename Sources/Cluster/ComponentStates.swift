@@ -37,8 +37,6 @@ public final class ComponentStates: Sendable {
         if known { save() }
     }
 
-    public var all: [Entry] { entries.withLockedValue { $0 } }
-
     func save() {
         guard let path else { return }
         // Written under the lock, so that two changes at once cannot leave the older one on disk.

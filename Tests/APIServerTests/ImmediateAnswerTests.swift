@@ -204,7 +204,8 @@ struct ImmediateAnswerTests {
     func pipelinedOverSocket() async throws {
         let api = try await PodLogTests.makeAPI()
         try await PodLogTests.addPod(api, "nginx", containers: ["nginx"])
-        try await PodLogKubectlTests.withServer(api) { _, port in
+        let activity = RequestActivity()
+        try await PodLogKubectlTests.withServer(api, activity: activity) { _, port in
             let socket = try RawSocket.connect(port: port)
             // A list (async path), a GET (event loop), a GET of a missing pod (async: 404), a GET again.
             let paths = ["/api/v1/namespaces/default/pods", "/api/v1/namespaces/default/pods/nginx",
@@ -228,6 +229,8 @@ struct ImmediateAnswerTests {
             let kinds = replies.map { (try? JSON.parse($0.body))?["kind"]?.stringValue ?? "" }
             #expect(kinds == ["PodList", "Pod", "Status", "Pod"])
         }
+        // The server counted each request for the daemon's idle trim, whichever path answered it.
+        #expect(activity.requests == 4)
     }
 
     /// The first whole reply in `bytes` (framed by Content-Length), and what follows it.

@@ -366,11 +366,13 @@ struct PodLogKubectlTests {
     }
 
     /// The same, also giving `body` the server's port (for raw connections).
-    static func withServer(_ api: APIService, _ body: (KubectlProcess, Int) async throws -> Void) async throws {
+    static func withServer(_ api: APIService, activity: RequestActivity = RequestActivity(),
+                           _ body: (KubectlProcess, Int) async throws -> Void) async throws {
         var logger = Logger(label: "labnode.test")
         // Stopping the server by cancellation makes Hummingbird log an error that means nothing here.
         logger.logLevel = .critical
-        let handler = APIHandler(api: api, serverAddress: "127.0.0.1", authenticator: nil, peerCertificates: nil)
+        let handler = APIHandler(api: api, serverAddress: "127.0.0.1", authenticator: nil, peerCertificates: nil,
+                                 activity: activity)
         let (ports, portFeed) = AsyncStream<Int>.makeStream()
         let server = APIServerService(handler: handler, host: "127.0.0.1", port: 0, tls: nil, logger: logger,
                                       onListening: { portFeed.yield($0) })

@@ -96,6 +96,27 @@ struct LifecycleTests {
         let again = try c.labnode(["up", "--kubeconfig", c.kubeconfig])
         #expect(again.code == 0 && again.out.contains("controllers disabled"), "\(again)")
         #expect(try c.kubectl(nil, ["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]).out == "1")
+
+        // Idle memory: no trim while kubectl keeps talking (a request every 5 s for 40 s, longer
+        // than the 30 s quiet), then one once it stops, and the daemon's resident memory drops.
+        let log = c.dataDir + "/labnode.log"
+        func idleTrims() -> Int {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "idle: memory given back").count - 1
+        }
+        func rssKB() -> Int? {
+            guard let pid = c.pid(), let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+            return status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        }
+        let busyUntil = Date().addingTimeInterval(40)
+        while Date() < busyUntil {
+            _ = try c.kubectl(nil, ["get", "configmap", "kept"])
+            sleep(5)
+        }
+        #expect(idleTrims() == 0, "the daemon trimmed while requests kept coming")
+        let busyRSS = try #require(rssKB())
+        #expect(NodeAgentIntegrationTests.eventually(60) { idleTrims() == 1 }, "no idle trim 60 s after the last request")
+        let idleRSS = try #require(rssKB())
+        #expect(idleRSS < busyRSS, "resident memory \(busyRSS) kB while busy, \(idleRSS) kB after the idle trim")
     }
 
     @Test("bad flags are refused with one clear sentence")
