@@ -15,13 +15,17 @@ public final class ServerBlockChain: Sendable {
     public let handlers: [any DNSPlugin]
     public let observers: [any DNSObserver]
     public let serverLabel: String
+    /// Nil when this chain cannot answer cache hits from the packet (see `CacheShortcut`).
+    let shortcut: CacheShortcut?
 
-    public init(zones: [DNSName], plugins: [any DNSPlugin], serverLabel: String) {
+    /// `packetShortcut: false` only for tests that compare against the whole path.
+    public init(zones: [DNSName], plugins: [any DNSPlugin], serverLabel: String, packetShortcut: Bool = true) {
         self.zones = zones
         self.plugins = plugins
         self.handlers = plugins.filter(\.servesQueries)
         self.observers = plugins.compactMap { $0 as? any DNSObserver }
         self.serverLabel = serverLabel
+        shortcut = packetShortcut ? CacheShortcut(handlers: handlers, observers: observers) : nil
     }
 }
 
@@ -37,6 +41,8 @@ public final class DNSDispatcher: Sendable {
     let accepting: Atomic<Bool>
 
     func open() { accepting.store(true, ordering: .releasing) }
+    /// Whether any block can answer from the packet: if none, a query is not read twice.
+    let shortcuts: Bool
 
     /// `accepting: false` until `open()`: how DNSServer makes one; tests call handle directly.
     public init(chains: [ServerBlockChain], accepting: Bool = true) {
@@ -45,6 +51,7 @@ public final class DNSDispatcher: Sendable {
         for chain in chains { for zone in chain.zones { entries.append((zone, chain)) } }
         // Longest zone first, so the most specific block wins.
         blocks = entries.sorted { $0.zone.wire.count > $1.zone.wire.count }
+        shortcuts = chains.contains { $0.shortcut != nil }
     }
 
     /// The plugins of every block (each once).
@@ -80,6 +87,12 @@ public final class DNSDispatcher: Sendable {
                        eventLoop: any EventLoop) -> Outcome {
         guard accepting.load(ordering: .acquiring) else { return .silent }
         let received = ContinuousClock.now
+        if shortcuts, let query = PlainQuery(packet), let block = blocks.first(where: { query.name.isSubdomain(of: $0.zone) }),
+           let shortcut = block.chain.shortcut,
+           let answer = shortcut.answer(query, zone: block.zone, requestSize: packet.readableBytes, remote: remote,
+                                        transport: transport, received: received) {
+            return .reply(answer)
+        }
         let message: DNSMessage
         do {
             message = try DNSMessage(parsing: packet)
@@ -132,15 +145,20 @@ public final class DNSDispatcher: Sendable {
     /// the TTLs counted down. Nil when it does not fit the asker's UDP size (then the message
     /// is written with truncation) or its question is not where expected.
     static func patched(_ wire: WireAnswer, age: UInt32, for request: DNSRequest) -> ByteBuffer? {
-        let name = request.question.name.wire
+        patched(wire, age: age, id: request.message.id, recursionDesired: request.message.recursionDesired,
+                name: request.question.name, transport: request.transport, maxUDPSize: request.message.maxUDPSize)
+    }
+
+    static func patched(_ wire: WireAnswer, age: UInt32, id: UInt16, recursionDesired: Bool, name asked: DNSName,
+                        transport: DNSTransport, maxUDPSize: Int) -> ByteBuffer? {
+        let name = asked.wire
         let bytes = wire.bytes
-        guard bytes.count >= 12 + name.count,
-              request.transport == .tcp || bytes.count <= request.message.maxUDPSize else { return nil }
+        guard bytes.count >= 12 + name.count, transport == .tcp || bytes.count <= maxUDPSize else { return nil }
         var out = allocator.buffer(capacity: bytes.count)
         // From the arrays' storage, so each copy is one memcpy.
         bytes.withUnsafeBytes { _ = out.writeBytes($0) }
-        out.setInteger(request.message.id, at: 0)
-        out.setInteger((bytes[2] & 0xfe) | (request.message.recursionDesired ? 1 : 0), at: 2)
+        out.setInteger(id, at: 0)
+        out.setInteger((bytes[2] & 0xfe) | (recursionDesired ? 1 : 0), at: 2)
         name.withUnsafeBytes { _ = out.setBytes($0, at: 12) }
         if age > 0 {
             for at in wire.ttlOffsets where at + 4 <= bytes.count {

@@ -136,9 +136,12 @@ public final class CachePlugin: DNSPlugin {
         return CachePlugin(config: c, metrics: s.metrics, serverLabel: s.serverLabel)
     }
 
+    /// Whether this cache keeps answers for `name` (its zones).
+    func covers(_ name: DNSName) -> Bool { config.zones.contains(where: { name.isSubdomain(of: $0) }) }
+
     public func serve(_ request: DNSRequest, next: DNSNext) -> DNSResult {
         let q = request.question
-        guard config.zones.contains(where: { q.name.isSubdomain(of: $0) }) else { return next(request) }
+        guard covers(q.name) else { return next(request) }
         let key = Key(name: q.name, type: q.type.rawValue, dnssecOK: request.message.edns?.dnssecOK ?? false,
                       checkingDisabled: request.message.checkingDisabled, edns: request.message.edns != nil)
         counters?.requests.increment()
@@ -178,6 +181,28 @@ public final class CachePlugin: DNSPlugin {
         }
         if table == .success { counters?.successHits.increment() } else { counters?.denialHits.increment() }
         return (entry, age)
+    }
+
+    /// The live entry for `key`, its table and age, touching nothing: what `CacheShortcut`
+    /// checks before it commits to answering (then `countHit`). An expired entry is left for
+    /// the whole path's `lookup` to drop.
+    func peek(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, Table, UInt32)? {
+        let found = tables.withLock { tables -> (Entry, Table)? in
+            if let e = tables.success[key] { return (e, .success) }
+            if let e = tables.denial[key] { return (e, .denial) }
+            return nil
+        }
+        guard let (entry, table) = found else { return nil }
+        let age = UInt32(max(0, (t - entry.stored).components.seconds))
+        guard age < entry.ttl else { return nil }
+        return (entry, table, age)
+    }
+
+    /// Counts a hit answered by `CacheShortcut`, as `serve` counts one.
+    func countHit(_ table: Table) {
+        guard let counters else { return }
+        counters.requests.increment()
+        if table == .success { counters.successHits.increment() } else { counters.denialHits.increment() }
     }
 
     func store(_ key: Key, _ m: DNSMessage, at t: ContinuousClock.Instant) {

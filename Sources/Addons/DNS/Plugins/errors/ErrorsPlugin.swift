@@ -3,7 +3,7 @@
 ///
 /// It watches written answers (an observer) rather than wrapping `next`, so the common
 /// error-free query costs it nothing.
-public final class ErrorsPlugin: DNSPlugin, DNSObserver {
+public final class ErrorsPlugin: DNSPlugin, ShortcutObserver {
     public let name = "errors"
     let sink: LineSink
 
@@ -24,4 +24,7 @@ public final class ErrorsPlugin: DNSPlugin, DNSObserver {
         let q = request.question
         sink.write("[ERROR] plugin/errors: \(response.message.rcode.rawValue) \(q.name) \(q.type): \(error)")
     }
+
+    /// A stored answer carries no error: nothing to print.
+    public func written(_ exchange: ShortcutExchange, size: Int, duration: Duration) {}
 }

@@ -1,6 +1,6 @@
 /// Shuffles the order of A, AAAA and MX records in each answer, so clients that take the
 /// first address spread over all of them. CNAMEs stay first, as resolvers need them there.
-public final class LoadBalancePlugin: DNSPlugin {
+public final class LoadBalancePlugin: DNSPlugin, PassesCachedAnswers {
     public let name = "loadbalance"
 
     public init() {}
@@ -21,6 +21,8 @@ public final class LoadBalancePlugin: DNSPlugin {
         case .later(let future): return .later(future.map(Self.balanced))
         }
     }
+
+    public func leavesUnchanged(_ cached: DNSResponse) -> Bool { !Self.hasOrder(cached) }
 
     /// Whether the answer has records whose order can change: one address has none, and such
     /// an answer (and its wire form) stays as it is.

@@ -8,7 +8,7 @@ import Synchronization
 /// rcode, answering plugin) and kept here under an integer key, so a query costs one lookup
 /// and one locked update of the metrics' `QueryMetricsTable`, with no label arrays, string
 /// hashing or reference counting.
-public final class PrometheusPlugin: DNSPlugin, DNSObserver {
+public final class PrometheusPlugin: DNSPlugin, ShortcutObserver {
     struct Collectors {
         var series: [UInt64: QueryMetricsTable.QuerySeries] = [:]
         var pluginNames: [String] = []
@@ -46,28 +46,47 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
     public var servesQueries: Bool { false }
 
     public func written(_ request: DNSRequest, _ response: DNSResponse, size: Int, duration: Duration) {
-        let (whole, atto) = duration.components
-        let seconds = Double(whole) + Double(atto) / 1e18
-        let family: UInt64 = request.isIPv6 ? 1 : 0
-        let zoneIndex = UInt64(zones.count > 1 ? (zones.firstIndex(of: request.zone) ?? 0) : 0)
-        let rcode = response.message.rcode
-        let series = collectors.withLock { t in
-            t.series[Self.key(request, zoneIndex: zoneIndex, rcode: rcode, plugin: t.pluginIndex(response.plugin), family: family)]
-        } ?? makeSeries(request, response, family: family, zoneIndex: zoneIndex)
-        metrics.perQuery.record(series, seconds: seconds, requestSize: Double(request.size), responseSize: Double(size))
+        record(Exchange(zone: request.zone, type: request.question.type, transport: request.transport, isIPv6: request.isIPv6,
+                        requestSize: request.size), response, size: size, duration: duration)
     }
 
-    static func key(_ request: DNSRequest, zoneIndex: UInt64, rcode: DNSRcode, plugin: UInt64, family: UInt64) -> UInt64 {
-        zoneIndex << 48 | UInt64(rcode.rawValue) << 36 | plugin << 20 | UInt64(request.question.type.rawValue) << 2
-            | (request.transport == .tcp ? 2 : 0) | family
+    public func written(_ exchange: ShortcutExchange, size: Int, duration: Duration) {
+        record(Exchange(zone: exchange.zone, type: exchange.type, transport: exchange.transport, isIPv6: exchange.isIPv6,
+                        requestSize: exchange.requestSize), exchange.response, size: size, duration: duration)
+    }
+
+    /// What the series of a query depend on, however it was answered.
+    struct Exchange {
+        var zone: DNSName
+        var type: DNSType
+        var transport: DNSTransport
+        var isIPv6: Bool
+        var requestSize: Int
+    }
+
+    func record(_ e: Exchange, _ response: DNSResponse, size: Int, duration: Duration) {
+        let (whole, atto) = duration.components
+        let seconds = Double(whole) + Double(atto) / 1e18
+        let family: UInt64 = e.isIPv6 ? 1 : 0
+        let zoneIndex = UInt64(zones.count > 1 ? (zones.firstIndex(of: e.zone) ?? 0) : 0)
+        let rcode = response.message.rcode
+        let series = collectors.withLock { t in
+            t.series[Self.key(e, zoneIndex: zoneIndex, rcode: rcode, plugin: t.pluginIndex(response.plugin), family: family)]
+        } ?? makeSeries(e, response, family: family, zoneIndex: zoneIndex)
+        metrics.perQuery.record(series, seconds: seconds, requestSize: Double(e.requestSize), responseSize: Double(size))
+    }
+
+    static func key(_ e: Exchange, zoneIndex: UInt64, rcode: DNSRcode, plugin: UInt64, family: UInt64) -> UInt64 {
+        zoneIndex << 48 | UInt64(rcode.rawValue) << 36 | plugin << 20 | UInt64(e.type.rawValue) << 2
+            | (e.transport == .tcp ? 2 : 0) | family
     }
 
     /// The first query of its kind: its series, by CoreDNS's names and labels.
-    func makeSeries(_ request: DNSRequest, _ response: DNSResponse, family: UInt64, zoneIndex: UInt64) -> QueryMetricsTable.QuerySeries {
+    func makeSeries(_ e: Exchange, _ response: DNSResponse, family: UInt64, zoneIndex: UInt64) -> QueryMetricsTable.QuerySeries {
         let table = metrics.perQuery
-        let zone = request.zone.description
-        let type = DNSMetrics.typeLabel(request.question.type)
-        let proto = request.transport.label
+        let zone = e.zone.description
+        let type = DNSMetrics.typeLabel(e.type)
+        let proto = e.transport.label
         let rcode = response.message.rcode
         let made = QueryMetricsTable.QuerySeries(
             requests: table.counter("coredns_dns_requests_total",
@@ -90,7 +109,7 @@ public final class PrometheusPlugin: DNSPlugin, DNSObserver {
                                           [("server", serverLabel), ("zone", zone), ("view", ""), ("proto", proto)],
                                           bounds: DNSMetrics.sizeBuckets, help: "Size of the returned response in bytes."))
         collectors.withLock { t in
-            t.series[Self.key(request, zoneIndex: zoneIndex, rcode: rcode, plugin: t.pluginIndex(response.plugin), family: family)] = made
+            t.series[Self.key(e, zoneIndex: zoneIndex, rcode: rcode, plugin: t.pluginIndex(response.plugin), family: family)] = made
         }
         return made
     }
