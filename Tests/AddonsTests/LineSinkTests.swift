@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+
+@testable import Addons
+
+/// The log sink writes whole lines in order, and a reader that falls behind loses lines (said
+/// so in the log) rather than blocking writers or growing memory.
+final class LineSinkTests: XCTestCase {
+    /// Reads `fd` until `done` holds for what has arrived or 20 s pass.
+    func read(_ fd: Int32, until done: (String) -> Bool) -> String {
+        var text = Data()
+        let deadline = Date().addingTimeInterval(20)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while Date() < deadline, !done(String(decoding: text, as: UTF8.self)) {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 200) > 0 else { continue }
+            let n = Foundation.read(fd, &chunk, chunk.count)
+            if n <= 0 { break }
+            text.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    func testLinesArriveWholeAndInOrder() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        let sink = LineSink(fd: fds[1])
+        for i in 0..<500 { sink.write("[INFO] line \(i)") }
+        let text = read(fds[0]) { $0.hasSuffix("[INFO] line 499\n") }
+        XCTAssertEqual(text.split(separator: "\n").map(String.init), (0..<500).map { "[INFO] line \($0)" })
+    }
+
+    /// Nobody reads until the writers are done: the pipe (64 KB) and the sink's 20 kB fill, the
+    /// rest is dropped and counted, and every line that did arrive is whole.
+    func testASlowReaderLosesLinesAndIsTold() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        let sink = LineSink(fd: fds[1], limit: 20_000)
+        let line = String(repeating: "x", count: 90)
+        for i in 0..<5000 { sink.write("\(line) \(i)") }
+        let text = read(fds[0]) { $0.contains("lines dropped: the log reader is too slow\n") }
+        let lines = text.split(separator: "\n")
+        let warning = try XCTUnwrap(lines.first { $0.hasPrefix("[WARNING] log: ") }, "the drop is said in the log")
+        let dropped = try XCTUnwrap(Int(warning.split(separator: " ")[2]))
+        let kept = lines.filter { $0.hasPrefix(line) }
+        XCTAssertGreaterThan(dropped, 0)
+        XCTAssertLessThan(kept.count, 5000, "about 64 kB + 20 kB of 500 kB fit")
+        XCTAssertTrue(kept.allSatisfy { $0.count > 91 && Int($0.split(separator: " ")[1]) != nil }, "lines are whole")
+    }
+}
