@@ -162,16 +162,7 @@ public final class CachePlugin: DNSPlugin {
     /// The live entry for `key` and its age in seconds (its TTLs are counted down by that
     /// when written); an expired one is dropped.
     func lookup(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, UInt32)? {
-        // The lock covers only the dictionary reads: a hit, the common case, changes nothing.
-        // A key is in one table at most: it is stored only after a miss, and a miss drops the
-        // expired entry it found.
-        let found = tables.withLock { tables -> (Entry, Table)? in
-            if let e = tables.success[key] { return (e, .success) }
-            if let e = tables.denial[key] { return (e, .denial) }
-            return nil
-        }
-        guard let (entry, table) = found else { return nil }
-        let age = UInt32(max(0, (t - entry.stored).components.seconds))
+        guard let (entry, table, age) = stored(key, at: t) else { return nil }
         guard age < entry.ttl else {
             // Unless another query has stored a fresh answer meanwhile.
             tables.withLock { tables in
@@ -187,15 +178,22 @@ public final class CachePlugin: DNSPlugin {
     /// checks before it commits to answering (then `countHit`). An expired entry is left for
     /// the whole path's `lookup` to drop.
     func peek(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, Table, UInt32)? {
+        guard let found = stored(key, at: t), found.2 < found.0.ttl else { return nil }
+        return found
+    }
+
+    /// The entry for `key`, live or not, its table and age.
+    private func stored(_ key: Key, at t: ContinuousClock.Instant) -> (Entry, Table, UInt32)? {
+        // The lock covers only the dictionary reads: a hit, the common case, changes nothing.
+        // A key is in one table at most: it is stored only after a miss, and a miss drops the
+        // expired entry it found.
         let found = tables.withLock { tables -> (Entry, Table)? in
             if let e = tables.success[key] { return (e, .success) }
             if let e = tables.denial[key] { return (e, .denial) }
             return nil
         }
         guard let (entry, table) = found else { return nil }
-        let age = UInt32(max(0, (t - entry.stored).components.seconds))
-        guard age < entry.ttl else { return nil }
-        return (entry, table, age)
+        return (entry, table, UInt32(max(0, (t - entry.stored).components.seconds)))
     }
 
     /// Counts a hit answered by `CacheShortcut`, as `serve` counts one.
