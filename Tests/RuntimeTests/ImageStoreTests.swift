@@ -251,4 +251,51 @@ struct ImageStoreTests {
         let decoding = #expect(throws: ImageError.self) { try ImageRecipe.decode(json, file: "images/x/recipe.json") }
         #expect(decoding?.message.contains("missing \"from\"") == true)
     }
+
+    @Test("a stripped copy is made in the store's scratch folder and removed, also when the build fails")
+    func strippedCopyIsRemoved() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strip") else {
+            Issue.record("/usr/bin/strip (binutils) is missing: stripDebug copies cannot be tested here")
+            return
+        }
+        let storeDirectory = try ImageScratchDirectory("store")
+        let store = try ImageStore(root: storeDirectory.path + "/images")
+        let builder = ImageBuilder(recipesDirectory: storeDirectory.path)
+        let elf = try #require(["/usr/bin/true", "/bin/true"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let tmpBefore = try ImageFileSystem.entries(of: NSTemporaryDirectory()).filter { $0.hasPrefix("labnode-strip-") }
+
+        let fine = ImageRecipe(copy: [.init(from: elf, to: "/bin/true", stripDebug: true)])
+        try builder.build(recipe: fine, name: "stripped", directory: storeDirectory.path, into: store)
+        #expect(try ImageFileSystem.entries(of: store.temporaryDirectory).isEmpty)
+
+        // The copy is stripped before the conflicting file is reached.
+        let broken = ImageRecipe(
+            copy: [.init(from: elf, to: "/bin/true", stripDebug: true)], files: [.init(path: "/bin/true", content: "x")])
+        #expect(throws: ImageError.self) {
+            try builder.build(recipe: broken, name: "broken", directory: storeDirectory.path, into: store)
+        }
+        #expect(try ImageFileSystem.entries(of: store.temporaryDirectory).isEmpty)
+        let tmpAfter = try ImageFileSystem.entries(of: NSTemporaryDirectory()).filter { $0.hasPrefix("labnode-strip-") }
+        #expect(Set(tmpAfter).subtracting(tmpBefore).isEmpty)
+    }
+
+    @Test("the sweep removes scratch files whose maker died and keeps those of running processes")
+    func sweepAbandonedScratch() throws {
+        let storeDirectory = try ImageScratchDirectory("store")
+        let store = try ImageStore(root: storeDirectory.path + "/images")
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let dead = finished.processIdentifier
+        let names = ["strip-\(dead)-1", "blob-\(dead)-2", "import-\(dead)-abcdef", "strip-\(getpid())-3", "notes"]
+        for name in names {
+            #expect(FileManager.default.createFile(atPath: store.temporaryDirectory + "/" + name, contents: Data("x".utf8)))
+        }
+        try ImageFileSystem.makeDirectories(store.temporaryDirectory + "/import-\(dead)-dir/sub")
+
+        let removed = store.sweepAbandonedScratch()
+        #expect(Set(removed) == ["strip-\(dead)-1", "blob-\(dead)-2", "import-\(dead)-abcdef", "import-\(dead)-dir"])
+        #expect(Set(try ImageFileSystem.entries(of: store.temporaryDirectory)) == ["strip-\(getpid())-3", "notes"])
+    }
 }

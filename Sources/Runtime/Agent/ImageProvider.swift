@@ -63,6 +63,8 @@ public actor ImageProvider {
     /// was built), at start, so the first pods need not wait.
     public func buildMissing(progress: @escaping @Sendable (String) -> Void = { _ in }) async {
         guard let builder, let names = try? builder.recipeNames() else { return }
+        let store = self.store
+        _ = await ContainerLauncher.onDedicatedThread { store.sweepAbandonedScratch() }
         for name in names where !store.contains(name) || isStale(name) {
             await build(name)
             progress(name)

@@ -64,13 +64,13 @@ public struct ImageBuilder: Sendable {
     @discardableResult
     public func build(recipe: ImageRecipe, name: String, directory: String, into store: ImageStore) throws -> BuiltImage {
         let reference = try ImageReference.normalize(recipe.reference ?? "\(name):latest")
-        var assembly = Assembly(resolver: SharedLibraryResolver.host())
+        var assembly = Assembly(resolver: SharedLibraryResolver.host(), scratchDirectory: store.temporaryDirectory)
+        defer { for file in assembly.temporaryFiles { unlink(file) } }
         do {
             try assemble(recipe, directory: directory, into: &assembly)
         } catch let error as ImageError {
             throw ImageError(error.code, "recipe \(name): \(error.message)")
         }
-        defer { for file in assembly.temporaryFiles { unlink(file) } }
         let created = Timestamp.rfc3339(assembly.newestSource ?? Date(timeIntervalSince1970: 0))
         return try store.withLock {
             let writer = try store.makeCompressedBlobWriter()
@@ -128,6 +128,9 @@ public struct ImageBuilder: Sendable {
     /// The layer being put together and what it was made from.
     private struct Assembly {
         let resolver: SharedLibraryResolver
+        /// Where stripped copies go: the store's scratch folder, which its garbage collection
+        /// empties, so a build killed half-way (a `down` during `up`) leaves nothing in /tmp.
+        let scratchDirectory: String
         var tree = LayerTree()
         var newestSource: Date?
         /// Stripped copies made for this build, removed once the layer is written.
@@ -191,7 +194,7 @@ public struct ImageBuilder: Sendable {
         } else {
             // A top-level copy follows symlinks: the recipe names the file it wants.
             var content = source
-            if copy.stripDebug ?? false, let stripped = Self.stripDebug(source) {
+            if copy.stripDebug ?? false, let stripped = Self.stripDebug(source, into: assembly.scratchDirectory) {
                 assembly.temporaryFiles.append(stripped)
                 content = stripped
             }
@@ -276,11 +279,11 @@ public struct ImageBuilder: Sendable {
 
     /// A copy of `path` without debug sections, or nil (no `strip` here, or it failed): the
     /// image then gets the file as it is, which only costs size.
-    static func stripDebug(_ path: String) -> String? {
+    static func stripDebug(_ path: String, into directory: String) -> String? {
         guard let strip = ["/usr/bin/strip", "/bin/strip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             return nil
         }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("labnode-strip-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let out = directory + "/strip-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard (try? run([strip, "--strip-debug", "-o", out, path], field: "stripDebug")) != nil else {
             unlink(out)
             return nil

@@ -15,7 +15,7 @@ extension ImageStore {
             throw ImageError(.invalidArchive, "cannot import \(path): no such file")
         }
         return try withLock {
-            let scratch = try ImageFileSystem.makeTemporaryDirectory(in: temporaryDirectory, prefix: "import-")
+            let scratch = try ImageFileSystem.makeTemporaryDirectory(in: temporaryDirectory, prefix: "import-\(getpid())-")
             defer { try? ImageFileSystem.removeTree(scratch) }
             try ArchiveExtractor.extract(path, into: scratch)
             let imported: [String]

@@ -104,6 +104,23 @@ public struct ImageStore: Sendable {
         }
     }
 
+    /// Removes the scratch files of writers that died half-way (a daemon stopped while it
+    /// built an image leaves a 130 MB stripped copy of itself). Each scratch name carries the
+    /// pid of its maker, `<kind>-<pid>-<random>`; a file whose maker still runs is kept.
+    /// Returns the names removed.
+    @discardableResult
+    public func sweepAbandonedScratch() -> [String] {
+        guard let names = try? ImageFileSystem.entries(of: temporaryDirectory) else { return [] }
+        var removed: [String] = []
+        for name in names {
+            let parts = name.split(separator: "-")
+            guard parts.count >= 3, let pid = Int32(parts[1]), pid > 0 else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            if (try? ImageFileSystem.removeTree(temporaryDirectory + "/" + name)) != nil { removed.append(name) }
+        }
+        return removed
+    }
+
     // MARK: - Paths
 
     var indexPath: String { root + "/index.json" }
