@@ -49,4 +49,21 @@ final class LineSinkTests: XCTestCase {
         XCTAssertLessThan(kept.count, 5000, "about 64 kB + 20 kB of 500 kB fit")
         XCTAssertTrue(kept.allSatisfy { $0.count > 91 && Int($0.split(separator: " ")[1]) != nil }, "lines are whole")
     }
+
+    /// The writer thread wakes once per batch: with a wake-up per line it kept waking every
+    /// 2 ms, long after a burst of logged queries had been written.
+    func testTheWriterWakesPerBatchNotPerLine() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]) }
+        let sink = LineSink(fd: fds[1])
+        for i in 0..<10_000 { sink.write("[INFO] q \(i)") }
+        let text = read(fds[0]) { $0.hasSuffix("[INFO] q 9999\n") }
+        XCTAssertEqual(text.split(separator: "\n").count, 10_000, "140 kB: under the limit, nothing dropped")
+        usleep(100_000)
+        let settled = sink.batches
+        usleep(100_000)
+        XCTAssertEqual(sink.batches, settled, "the writer is idle once everything is written")
+        XCTAssertLessThan(settled, 200, "10,000 lines written in a few batches")
+    }
 }
