@@ -16,38 +16,13 @@ struct IdleTrim: Service {
     var quiet: Duration = .seconds(30)
     var period: Duration = .seconds(5)
 
-    /// When to trim, decided from the request count seen at each look.
-    struct Decision {
-        let quiet: Duration
-        var seen: Int
-        var lastChange: ContinuousClock.Instant
-        var trimmed = false
-
-        init(quiet: Duration, requests: Int, at now: ContinuousClock.Instant) {
-            self.quiet = quiet
-            seen = requests
-            lastChange = now
-        }
-
-        /// True when this look should trim: no request for `quiet`, and none trimmed since.
-        mutating func look(requests: Int, at now: ContinuousClock.Instant) -> Bool {
-            if requests != seen {
-                (seen, lastChange, trimmed) = (requests, now, false)
-                return false
-            }
-            guard !trimmed, now - lastChange >= quiet else { return false }
-            trimmed = true
-            return true
-        }
-    }
-
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             await startAfter()
-            var decision = Decision(quiet: quiet, requests: activity.requests, at: .now)
+            var decision = MemoryTrim.QuietSpell(quiet: quiet, count: activity.requests, at: .now)
             while !Task.isCancelled {
                 try await Task.sleep(for: period)
-                guard decision.look(requests: activity.requests, at: .now) else { continue }
+                guard decision.look(count: activity.requests, at: .now) else { continue }
                 let report = MemoryTrim.whileIdle()
                 logger.info("idle: memory given back", metadata: ["unmappedMB": "\(report.unmappedBytes >> 20)"])
             }

@@ -130,6 +130,33 @@ final class LiveServerTests: XCTestCase {
         await dns.stop()
     }
 
+    /// The add-on trims once things settle after start-up, and again after a reload, not in
+    /// between; the activity it waits on counts reloads that took.
+    func testTrimsOnceSettledAfterStartAndAfterAReload() async throws {
+        let dns = try await LiveDNS(".:0 {\n hosts {\n 10.0.0.1 a.lab\n }\n}")
+        let port = dns.port
+        let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50)) }
+        func waitForTrims(_ n: Int) async throws {
+            for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try await waitForTrims(1)
+        XCTAssertEqual(dns.addon.settledTrims.value, 1, "one trim once start-up settled")
+        try await Task.sleep(for: .milliseconds(700))
+        XCTAssertEqual(dns.addon.settledTrims.value, 1, "not again while nothing changes")
+        XCTAssertEqual(try DNSClient.ask("a.lab", port: port).answers.count, 1, "still answering after the trim")
+
+        let before = dns.addon.activity
+        try dns.rewrite(".:\(port) {\n hosts {\n 10.0.0.2 b.lab\n }\n}")
+        let swapped = await dns.addon.reloadIfChanged()
+        XCTAssertTrue(swapped)
+        XCTAssertEqual(dns.addon.activity, before + 1)
+        try await waitForTrims(2)
+        XCTAssertEqual(dns.addon.settledTrims.value, 2, "one more once the reload settled")
+        XCTAssertEqual(try DNSClient.ask("b.lab", port: port).answers.count, 1)
+        trimmer.cancel()
+        await dns.stop()
+    }
+
     /// The hash the reload plugin logs, as `sha512sum` prints it.
     func testCorefileHashIsLowerCaseHexSHA512() {
         XCTAssertEqual(DNSAddon.sha512(""), "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"

@@ -47,6 +47,33 @@ public enum MemoryTrim {
         }
     }
 
+    /// When to trim while running: once a counter of activity (API requests for the daemon,
+    /// Kubernetes index rebuilds for the DNS add-on) has stood still for `quiet`, and once only
+    /// until it moves again. Fed instants, so tests do not depend on the machine's speed.
+    public struct QuietSpell: Sendable {
+        let quiet: Duration
+        var seen: Int
+        var lastChange: ContinuousClock.Instant
+        var trimmed = false
+
+        public init(quiet: Duration, count: Int, at now: ContinuousClock.Instant) {
+            self.quiet = quiet
+            seen = count
+            lastChange = now
+        }
+
+        /// True when this look should trim: no change for `quiet`, and no trim since the last.
+        public mutating func look(count: Int, at now: ContinuousClock.Instant) -> Bool {
+            if count != seen {
+                (seen, lastChange, trimmed) = (count, now, false)
+                return false
+            }
+            guard !trimmed, now - lastChange >= quiet else { return false }
+            trimmed = true
+            return true
+        }
+    }
+
     /// MADV_PAGEOUT (Linux 5.4); not in every libc's headers.
     static let pageOut: Int32 = 21
 

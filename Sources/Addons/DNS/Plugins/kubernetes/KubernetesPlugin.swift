@@ -29,6 +29,10 @@ public final class KubernetesPlugin: DNSPlugin {
     let index = LockedBox<KubernetesIndex?>(nil)
     let tasks = LockedBox<[Task<Void, Never>]>([])
     let rebuildScheduled = Mutex(false)
+    private let rebuildCount = Atomic<Int>(0)
+    /// Index rebuilds so far: the add-on trims memory once they stop for a while (decoding and
+    /// indexing a batch of changes runs code and leaves garbage that answering does not need).
+    public var rebuilds: Int { rebuildCount.load(ordering: .relaxed) }
     let logger: Logger
     /// Only what records are made from (see `ServiceObject`): annotations (kubectl's
     /// last-applied copy), managedFields and the rest would be most of the memory.
@@ -157,6 +161,7 @@ public final class KubernetesPlugin: DNSPlugin {
         let zone = config.zones.first { !$0.isSubdomain(of: "arpa.") } ?? config.zones.first ?? "cluster.local."
         var zoneText = zone.lowercased
         zoneText.removeLast()
+        defer { rebuildCount.add(1, ordering: .relaxed) }
         index.value = KubernetesIndex(
             services: informers.services.list(), slices: informers.slices.list(), namespaces: informers.namespaces.list(),
             pods: config.podMode == .verified ? informers.pods.list() : [], zone: zoneText,

@@ -1,14 +1,15 @@
 import Testing
-@testable import Cluster
+@testable import Addons
 
-/// The daemon trims once per quiet period of the API, and not while requests keep coming.
+/// A trim comes once per quiet period, and not while the activity it follows keeps coming (the
+/// daemon's API requests, the DNS add-on's index rebuilds).
 /// The decision is fed instants, so a busy test machine cannot change the outcome.
-@Suite struct IdleTrimTests {
+@Suite struct QuietSpellTests {
     @Test func oncePerQuietPeriodAndNotWhileBusy() {
         let start = ContinuousClock.now
         func at(_ ms: Int) -> ContinuousClock.Instant { start + .milliseconds(ms) }
-        var d = IdleTrim.Decision(quiet: .seconds(30), requests: 0, at: at(0))
-        func look(_ requests: Int, _ ms: Int) -> Bool { d.look(requests: requests, at: at(ms)) }
+        var d = MemoryTrim.QuietSpell(quiet: .seconds(30), count: 0, at: at(0))
+        func look(_ requests: Int, _ ms: Int) -> Bool { d.look(count: requests, at: at(ms)) }
 
         // Busy: a new request at every look (every 5 s) for two minutes.
         var requests = 0
