@@ -17,7 +17,7 @@ KUBECTL=${KUBECTL:-kubectl}
 missing=()
 for t in wrk nginx python3 curl dig; do command -v $t >/dev/null || missing+=($t); done
 [ $QUICK -eq 1 ] || command -v etcd >/dev/null || missing+=(etcd)
-[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: swift build -c release)")
+[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: scripts/setup --bench)")
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers (wrk, nginx-light, etcd-server, dnsutils)" >&2
     exit 2

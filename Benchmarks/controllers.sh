@@ -11,7 +11,7 @@ LABNODE=${LABNODE:-.build/release/labnode}
 KUBECTL=${KUBECTL:-kubectl}
 missing=()
 for t in etcd python3; do command -v $t >/dev/null || missing+=($t); done
-[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: swift build -c release)")
+[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: scripts/setup --bench)")
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers" >&2
     exit 2

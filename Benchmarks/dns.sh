@@ -18,7 +18,7 @@ RUNS=${RUNS:-10}
 QUICK=0
 NAMES=1000
 [ "${1:-}" = "--quick" ] && { SECONDS_EACH=3; RUNS=1; QUICK=1; NAMES=200; }
-[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: swift build -c release" >&2; exit 2; }
+[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: scripts/setup --bench" >&2; exit 2; }
 for tool in dnsperf unbound dig curl; do
     command -v $tool >/dev/null || { echo "bench: $tool is missing; \`sudo scripts/setup --bench\` installs it" >&2; exit 2; }
 done

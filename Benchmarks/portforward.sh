@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LABNODE=${LABNODE:-.build/release/labnode}
 KUBECTL=${KUBECTL:-kubectl}
-[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: swift build -c release" >&2; exit 2; }
+[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: scripts/setup --bench" >&2; exit 2; }
 source Benchmarks/lib.sh
 bench_start lnbench-pf
 

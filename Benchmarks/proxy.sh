@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 LABNODE=${LABNODE:-.build/release/labnode}
 SIZES=${SIZES:-1000 10000}
 [ "${1:-}" = "--quick" ] && SIZES="100 1000"
-[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: swift build -c release" >&2; exit 2; }
+[ -x "$LABNODE" ] || { echo "bench: no labnode at $LABNODE; build it with: scripts/setup --bench" >&2; exit 2; }
 command -v iptables-restore >/dev/null || { echo "bench: iptables-restore is missing; scripts/setup installs it (iptables)" >&2; exit 2; }
 NFT=0
 command -v nft >/dev/null && command -v iptables-restore-translate >/dev/null && NFT=1

@@ -23,7 +23,7 @@ COUNT=20
 MODES=${SERVICE_READY_MODES:-iptables nftables userspace}
 missing=()
 for t in python3 "$KUBECTL"; do command -v "$t" >/dev/null || missing+=("$t"); done
-[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: swift build -c release)")
+[ -x "$LABNODE" ] || missing+=("labnode ($LABNODE; build it with: scripts/setup --bench)")
 if [ ${#missing[@]} -gt 0 ]; then
     echo "bench: missing ${missing[*]}; \`sudo scripts/setup --bench\` installs the peers" >&2
     exit 2
