@@ -169,7 +169,7 @@ let package = Package(
             exclude: ["README.md"]
         ),
         // Child processes for tests (posix_spawn with a clean signal mask); not shipped.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),

@@ -110,6 +110,10 @@ pid_t labnode_spawn(const char *path, char *const argv[], char *const envp[],
     return pid;
 }
 
+int labnode_spawn_actions_closefrom(void *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
+}
+
 static volatile sig_atomic_t forward_target = 0;
 
 static void forward_handler(int sig) {

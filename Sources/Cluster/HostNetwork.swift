@@ -415,7 +415,8 @@ public enum HostNetwork {
         guard (1...65535).contains(port) else { throw failure("port must be 1-65535") }
         let isIPv6 = host.contains(":")
         #if canImport(Glibc)
-        let streamType = Int32(SOCK_STREAM.rawValue)
+        // Close-on-exec: a child spawned meanwhile must not inherit the probe and hold the port.
+        let streamType = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         #else
         let streamType = SOCK_STREAM
         #endif

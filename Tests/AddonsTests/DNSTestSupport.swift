@@ -22,7 +22,7 @@ enum DNSClient {
     }
 
     static func udp(_ bytes: [UInt8], port: Int, host: String = "127.0.0.1", timeout: Double = 3) -> [UInt8]? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
@@ -41,7 +41,7 @@ enum DNSClient {
     }
 
     static func tcp(_ bytes: [UInt8], port: Int, host: String = "127.0.0.1") -> [UInt8]? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var tv = timeval(tv_sec: 3, tv_usec: 0)

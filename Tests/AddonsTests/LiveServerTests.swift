@@ -8,7 +8,7 @@ final class LiveServerTests: XCTestCase {
     /// A port the kernel just handed out for UDP (then released): free for the test's servers,
     /// which need a number before they start (a Corefile that forwards to itself).
     static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)

@@ -293,7 +293,7 @@ private struct SocketError: Error {
 /// Listens on 127.0.0.1 at a kernel-chosen port; returns the socket and the port.
 private func listenOnLoopback() throws -> (Int32, Int) {
     #if canImport(Glibc)
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     #else
     let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif

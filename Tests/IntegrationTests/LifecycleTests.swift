@@ -151,7 +151,13 @@ struct LifecycleTests {
             "python3 -c 'import socket,time;s=socket.socket();s.bind((\"0.0.0.0\",6443));s.listen();time.sleep(30)' >/dev/null 2>&1 & echo $!"])
         let holderPID = try #require(Int32(holder.out.trimmingCharacters(in: .whitespacesAndNewlines)))
         defer { kill(holderPID, SIGKILL) }
-        usleep(500_000)
+        // Python can take seconds to start on a busy CI machine: wait until the port is really held.
+        var held = false
+        for _ in 0..<100 where !held {
+            held = (try? c.inNetns(["ss", "-Hltn", "sport = :6443"]).out.contains("6443")) ?? false
+            if !held { usleep(100_000) }
+        }
+        try #require(held, "the holder never listened on 6443")
         let r = try c.up()
         #expect(r.code != 0 && r.err.contains("port 6443 is already in use"), "\(r)")
     }

@@ -178,7 +178,8 @@ struct UserspaceProxierTests {
         // No endpoints: no socket, so the kernel refuses at once.
         sp.endpoints = []
         try await proxier.sync([sp])
-        #expect(try Self.exchange(port: servicePort, line: "x\n") == "connect: errno \(ECONNREFUSED)")
+        let refused = try Self.exchange(port: servicePort, line: "x\n")
+        #expect(refused == "connect: errno \(ECONNREFUSED)", "\(refused)")
         try await proxier.cleanup()
         #expect(link.held.withLock { $0 }.isEmpty)
     }

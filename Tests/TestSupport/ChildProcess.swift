@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 
 /// Starting a child process from a test: posix_spawn rather than Foundation's Process, because the
@@ -19,6 +20,9 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, stdinPath ?? "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // SwiftNIO's sockets are not close-on-exec: without this a child (kubectl port-forward, a
+        // holder left running) keeps a listener of a test running beside it, which then cannot close it.
+        _ = labnode_spawn_actions_closefrom(&actions, 3)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

@@ -62,6 +62,10 @@ const char *labnode_errno_name(int err);
 pid_t labnode_spawn(const char *path, char *const argv[], char *const envp[],
                     const int *fds, int nfds);
 
+// posix_spawn_file_actions_addclosefrom_np(actions, from): glibc declares it only
+// under _GNU_SOURCE, which Swift's Glibc module does not see.
+int labnode_spawn_actions_closefrom(void *actions, int from);
+
 // Makes the calling process forward SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
 // SIGUSR2 and SIGWINCH to `child`. Used by the container shim so that signals
 // sent to the process the daemon knows reach the container's PID 1.
