@@ -48,6 +48,7 @@ public final class ObjectInformer<Object: InformerObject>: Sendable {
         var handlers: [Handler] = []
         var revision: Int64 = 0
         var synced = false
+        var lists = 0
         var revisionWaiters: [(Int64, CheckedContinuation<Void, Never>)] = []
         var syncWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -95,6 +96,9 @@ public final class ObjectInformer<Object: InformerObject>: Sendable {
 
     /// Whether the first list has arrived.
     public var isSynced: Bool { state.withLock { $0.synced } }
+
+    /// Lists so far (the first and every relist), changed or not.
+    public var lists: Int { state.withLock { $0.lists } }
 
     /// Returns once the first list is in the copy.
     public func waitSynced() async {
@@ -199,6 +203,7 @@ public final class ObjectInformer<Object: InformerObject>: Sendable {
             }
             for (key, old) in s.objects where fresh[key] == nil { events.append(.deleted(old)) }
             s.objects = fresh
+            s.lists += 1
             var waiters = s.syncWaiters
             s.syncWaiters = []
             s.synced = true

@@ -97,6 +97,7 @@ struct InformerWatchTests {
         // One list at the start, none when the watch ended after an event or a bookmark, a
         // second one after the 410, whose revision (20) the next watch starts from.
         #expect(calls.lists == 2, "\(calls)")
+        #expect(informer.lists == 2)
         #expect(calls.watchedFrom == ["10", "12", "15", "20"], "\(calls)")
         #expect(informer.get(namespace: "default", name: "listed") != nil)
         // The relist replaced the copy: "added" was not in the second list.

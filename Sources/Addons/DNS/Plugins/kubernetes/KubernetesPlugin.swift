@@ -33,6 +33,11 @@ public final class KubernetesPlugin: DNSPlugin {
     /// Index rebuilds so far: the add-on trims memory once they stop for a while (decoding and
     /// indexing a batch of changes runs code and leaves garbage that answering does not need).
     public var rebuilds: Int { rebuildCount.load(ordering: .relaxed) }
+    /// Lists by the informers so far. A relist that changes nothing still decodes every object
+    /// and leaves as much garbage as a rebuild, so it counts as activity too.
+    public var lists: Int {
+        informers.services.lists + informers.slices.lists + informers.namespaces.lists + informers.pods.lists
+    }
     let logger: Logger
     /// Only what records are made from (see `ServiceObject`): annotations (kubectl's
     /// last-applied copy), managedFields and the rest would be most of the memory.
