@@ -49,6 +49,7 @@ public final class ObjectInformer<Object: InformerObject>: Sendable {
         var revision: Int64 = 0
         var synced = false
         var lists = 0
+        var watches = 0
         var revisionWaiters: [(Int64, CheckedContinuation<Void, Never>)] = []
         var syncWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -99,6 +100,8 @@ public final class ObjectInformer<Object: InformerObject>: Sendable {
 
     /// Lists so far (the first and every relist), changed or not.
     public var lists: Int { state.withLock { $0.lists } }
+    /// Watches started so far (one after each list, and one each time the server ends one).
+    public var watches: Int { state.withLock { $0.watches } }
 
     /// Returns once the first list is in the copy.
     public func waitSynced() async {
@@ -161,6 +164,7 @@ public final class ObjectInformer<Object: InformerObject>: Sendable {
                 let started = ContinuousClock.now
                 let events = try await client.watch(resource, namespace: nil,
                                                     options: ListOptions(resourceVersion: String(from)))
+                state.withLock { $0.watches += 1 }
                 for await event in events {
                     if Task.isCancelled { break }
                     if event.type == .error {

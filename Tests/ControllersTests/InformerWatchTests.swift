@@ -88,16 +88,14 @@ struct InformerWatchTests {
         let running = Task { [logger] in await informer.run(client: client, logger: logger) }
         defer { running.cancel() }
 
-        var calls = ScriptedClient.Calls()
-        for _ in 0..<100 {
-            calls = client.calls.withLock { $0 }
-            if calls.watchedFrom.count >= 4 { break }
+        for _ in 0..<100 where informer.watches < 4 {
             try await Task.sleep(for: .milliseconds(100))
         }
+        let calls = client.calls.withLock { $0 }
         // One list at the start, none when the watch ended after an event or a bookmark, a
         // second one after the 410, whose revision (20) the next watch starts from.
         #expect(calls.lists == 2, "\(calls)")
-        #expect(informer.lists == 2)
+        #expect(informer.lists == 2 && informer.watches == 4)
         #expect(calls.watchedFrom == ["10", "12", "15", "20"], "\(calls)")
         #expect(informer.get(namespace: "default", name: "listed") != nil)
         // The relist replaced the copy: "added" was not in the second list.

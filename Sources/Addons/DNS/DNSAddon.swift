@@ -175,11 +175,11 @@ public final class DNSAddon: Sendable {
         }
     }
 
-    /// What changed the add-on's work: index rebuilds, informer lists and reloads. Start-up
-    /// counts too.
+    /// What changed the add-on's work: index rebuilds, informer lists and watches, and reloads.
+    /// Start-up counts too.
     var activity: Int {
         let kubernetes = current.value?.server.plugins.lazy.compactMap { $0 as? KubernetesPlugin } ?? []
-        return kubernetes.reduce(0) { $0 + $1.rebuilds + $1.lists } + reloads.value
+        return kubernetes.reduce(0) { $0 + $1.rebuilds + $1.informerRequests } + reloads.value
     }
 
     /// Trims (`MemoryTrim.whileIdle`) once `settle` has passed without a rebuild or reload:

@@ -33,10 +33,13 @@ public final class KubernetesPlugin: DNSPlugin {
     /// Index rebuilds so far: the add-on trims memory once they stop for a while (decoding and
     /// indexing a batch of changes runs code and leaves garbage that answering does not need).
     public var rebuilds: Int { rebuildCount.load(ordering: .relaxed) }
-    /// Lists by the informers so far. A relist that changes nothing still decodes every object
-    /// and leaves as much garbage as a rebuild, so it counts as activity too.
-    public var lists: Int {
-        informers.services.lists + informers.slices.lists + informers.namespaces.lists + informers.pods.lists
+    /// Lists and watches the informers started so far. A relist that changes nothing still
+    /// decodes every object, and a new watch runs a TLS handshake: both map code and leave
+    /// garbage that answering does not need, as a rebuild does, so they count as activity too.
+    public var informerRequests: Int {
+        [informers.services.lists, informers.slices.lists, informers.namespaces.lists, informers.pods.lists,
+         informers.services.watches, informers.slices.watches, informers.namespaces.watches, informers.pods.watches]
+            .reduce(0, +)
     }
     let logger: Logger
     /// Only what records are made from (see `ServiceObject`): annotations (kubectl's
