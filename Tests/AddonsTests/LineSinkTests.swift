@@ -21,26 +21,29 @@ final class LineSinkTests: XCTestCase {
         return String(decoding: text, as: UTF8.self)
     }
 
-    func testLinesArriveWholeAndInOrder() throws {
+    /// A sink writing into a new pipe, and the pipe's read end (the caller closes it).
+    func pipeSink(limit: Int? = nil) throws -> (Int32, LineSink) {
         var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        defer { close(fds[0]) }
-        let sink = LineSink(fd: fds[1])
+        guard pipe(&fds) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        return (fds[0], limit.map { LineSink(fd: fds[1], limit: $0) } ?? LineSink(fd: fds[1]))
+    }
+
+    func testLinesArriveWholeAndInOrder() throws {
+        let (readEnd, sink) = try pipeSink()
+        defer { close(readEnd) }
         for i in 0..<500 { sink.write("[INFO] line \(i)") }
-        let text = read(fds[0]) { $0.hasSuffix("[INFO] line 499\n") }
+        let text = read(readEnd) { $0.hasSuffix("[INFO] line 499\n") }
         XCTAssertEqual(text.split(separator: "\n").map(String.init), (0..<500).map { "[INFO] line \($0)" })
     }
 
     /// Nobody reads until the writers are done: the pipe (64 KB) and the sink's 20 kB fill, the
     /// rest is dropped and counted, and every line that did arrive is whole.
     func testASlowReaderLosesLinesAndIsTold() throws {
-        var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        defer { close(fds[0]) }
-        let sink = LineSink(fd: fds[1], limit: 20_000)
+        let (readEnd, sink) = try pipeSink(limit: 20_000)
+        defer { close(readEnd) }
         let line = String(repeating: "x", count: 90)
         for i in 0..<5000 { sink.write("\(line) \(i)") }
-        let text = read(fds[0]) { $0.contains("lines dropped: the log reader is too slow\n") }
+        let text = read(readEnd) { $0.contains("lines dropped: the log reader is too slow\n") }
         let lines = text.split(separator: "\n")
         let warning = try XCTUnwrap(lines.first { $0.hasPrefix("[WARNING] log: ") }, "the drop is said in the log")
         let dropped = try XCTUnwrap(Int(warning.split(separator: " ")[2]))
@@ -53,12 +56,10 @@ final class LineSinkTests: XCTestCase {
     /// The writer thread wakes once per batch: with a wake-up per line it kept waking every
     /// 2 ms, long after a burst of logged queries had been written.
     func testTheWriterWakesPerBatchNotPerLine() throws {
-        var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        defer { close(fds[0]) }
-        let sink = LineSink(fd: fds[1])
+        let (readEnd, sink) = try pipeSink()
+        defer { close(readEnd) }
         for i in 0..<10_000 { sink.write("[INFO] q \(i)") }
-        let text = read(fds[0]) { $0.hasSuffix("[INFO] q 9999\n") }
+        let text = read(readEnd) { $0.hasSuffix("[INFO] q 9999\n") }
         XCTAssertEqual(text.split(separator: "\n").count, 10_000, "140 kB: under the limit, nothing dropped")
         usleep(100_000)
         let settled = sink.batches
