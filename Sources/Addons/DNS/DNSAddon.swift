@@ -182,8 +182,8 @@ public final class DNSAddon: Sendable {
         return kubernetes.reduce(0) { $0 + $1.rebuilds + $1.informerRequests } + reloads.value
     }
 
-    /// Trims (`MemoryTrim.whileIdle`) once `settle` has passed without a rebuild or reload:
-    /// once after start-up, then once after each batch of changes. What runs just after the
+    /// Trims (`MemoryTrim.whileIdle`) once `settle` has passed without `activity`: once after
+    /// start-up, then once after each batch of changes, relist or new watch. What runs just after the
     /// start-up trim (loop detection, the first probes, the first queries) and each batch's
     /// decoding and indexing bring code and heap back that answering does not need: a
     /// restarted container, whose page cache reads back in small pages mapped 64 kB at a time,
