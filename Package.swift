@@ -169,7 +169,7 @@ let package = Package(
             exclude: ["README.md"]
         ),
         // Child processes for tests (posix_spawn with a clean signal mask); not shipped.
-        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CShims", "APIMachinery"], path: "Tests/TestSupport"),
         .testTarget(name: "APIMachineryTests", dependencies: ["APIMachinery"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "APIMachinery"]),
@@ -178,7 +178,7 @@ let package = Package(
             "ServiceProxy", "APIMachinery", "Networking",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery"]),
+        .testTarget(name: "ControllersTests", dependencies: ["Controllers", "APIServer", "Store", "APIMachinery", "TestSupport"]),
         .testTarget(name: "APIServerTests", dependencies: [
             "APIServer", "APIMachinery", "Store", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),

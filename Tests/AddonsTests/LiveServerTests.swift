@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Addons
@@ -153,6 +154,26 @@ final class LiveServerTests: XCTestCase {
         try await waitForTrims(2)
         XCTAssertEqual(dns.addon.settledTrims.value, 2, "one more once the reload settled")
         XCTAssertEqual(try DNSClient.ask("b.lab", port: port).answers.count, 1)
+        trimmer.cancel()
+        await dns.stop()
+    }
+
+    /// A watch the API server ends is started again (no relist), and that counts as activity:
+    /// the new watch's TLS handshake maps code the settle trim then gives back.
+    func testANewWatchBringsOneMoreTrim() async throws {
+        // The first watch of each informer (services, slices, namespaces) ends after 1.1 s.
+        let client = ScriptedAPIClient(streams: [[], [], []])
+        let dns = try await LiveDNS(".:0 {\n kubernetes cluster.local\n}", apiClient: { client })
+        let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50)) }
+        defer { trimmer.cancel() }
+        func waitForTrims(_ n: Int) async throws {
+            for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try await waitForTrims(2)
+        let calls = client.calls.withLock { $0 }
+        XCTAssertEqual(dns.addon.settledTrims.value, 2, "one trim after start-up, one after the new watches: \(calls)")
+        XCTAssertEqual(calls.lists, 3, "each informer listed once")
+        XCTAssertEqual(calls.watchedFrom.count, 6, "and watched twice")
         trimmer.cancel()
         await dns.stop()
     }
