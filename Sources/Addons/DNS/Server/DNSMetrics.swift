@@ -84,15 +84,25 @@ public final class QueryMetricsTable: Sendable {
         let family: Int
         /// Rendered `name="value",...`.
         let labels: String
+    }
+
+    /// Where a query's update goes: plain integers, so reading one per update retains nothing
+    /// (a `Series` copy would retain its label text and bounds, several times per query).
+    struct Slot {
         /// Where its counts start in `State.counts`: one for a counter; for a histogram one per
         /// bucket, not cumulative, the last above every bound (+Inf).
         let offset: Int
-        let bounds: [Double]
+        /// Its bounds in `State.bounds`.
+        let boundsStart: Int
+        let boundsCount: Int
     }
 
     struct State {
         var families: [Family] = []
         var series: [Series] = []
+        var slots: [Slot] = []
+        /// Every histogram series' bounds, one after another.
+        var bounds: [Double] = []
         var index: [String: Int] = [:]
         var counts: [Int] = []
         /// Per series (histograms only use theirs).
@@ -135,7 +145,9 @@ public final class QueryMetricsTable: Sendable {
                 family = s.families.count - 1
             }
             let familyBounds = s.families[family].bounds
-            s.series.append(Series(family: family, labels: rendered, offset: s.counts.count, bounds: familyBounds ?? []))
+            s.series.append(Series(family: family, labels: rendered))
+            s.slots.append(Slot(offset: s.counts.count, boundsStart: s.bounds.count, boundsCount: familyBounds?.count ?? 0))
+            s.bounds += familyBounds ?? []
             s.counts += Array(repeating: 0, count: familyBounds.map { $0.count + 1 } ?? 1)
             s.sums.append(0)
             s.index[key] = s.series.count - 1
@@ -146,8 +158,8 @@ public final class QueryMetricsTable: Sendable {
     /// One query: its two counters and three observations.
     public func record(_ q: QuerySeries, seconds: Double, requestSize: Double, responseSize: Double) {
         state.withLock { s in
-            s.counts[s.series[q.requests].offset] += 1
-            s.counts[s.series[q.responses].offset] += 1
+            s.counts[s.slots[q.requests].offset] += 1
+            s.counts[s.slots[q.responses].offset] += 1
             s.observe(q.duration, seconds)
             s.observe(q.requestSize, requestSize)
             s.observe(q.responseSize, responseSize)
@@ -161,16 +173,16 @@ public final class QueryMetricsTable: Sendable {
             for (i, series) in s.series.enumerated() where series.family == f {
                 let braced = series.labels.isEmpty ? "" : "{\(series.labels)}"
                 guard let bounds = family.bounds else {
-                    out += "\(family.name)\(braced) \(s.counts[series.offset])\n".utf8
+                    out += "\(family.name)\(braced) \(s.counts[s.slots[i].offset])\n".utf8
                     continue
                 }
                 let sep = series.labels.isEmpty ? "" : ","
                 var cumulative = 0
                 for (b, bound) in bounds.enumerated() {
-                    cumulative += s.counts[series.offset + b]
+                    cumulative += s.counts[s.slots[i].offset + b]
                     out += "\(family.name)_bucket{\(series.labels)\(sep)le=\"\(Self.number(bound))\"} \(cumulative)\n".utf8
                 }
-                cumulative += s.counts[series.offset + bounds.count]
+                cumulative += s.counts[s.slots[i].offset + bounds.count]
                 out += "\(family.name)_bucket{\(series.labels)\(sep)le=\"+Inf\"} \(cumulative)\n".utf8
                 out += "\(family.name)_sum\(braced) \(Self.number(s.sums[i]))\n".utf8
                 out += "\(family.name)_count\(braced) \(cumulative)\n".utf8
@@ -201,10 +213,10 @@ public final class QueryMetricsTable: Sendable {
 
 extension QueryMetricsTable.State {
     mutating func observe(_ index: Int, _ value: Double) {
-        let series = series[index]
+        let slot = slots[index]
         var b = 0
-        while b < series.bounds.count, value > series.bounds[b] { b += 1 }
-        counts[series.offset + b] += 1
+        while b < slot.boundsCount, value > bounds[slot.boundsStart + b] { b += 1 }
+        counts[slot.offset + b] += 1
         sums[index] += value
     }
 }
