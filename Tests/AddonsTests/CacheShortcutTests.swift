@@ -147,15 +147,31 @@ final class CacheShortcutTests: XCTestCase {
         let clock = Mutex(ContinuousClock.now)
         let s = Setup(now: { clock.withLock { $0 } }, shortcut: true)
         let shortcut = try XCTUnwrap(s.chain.shortcut, "the default chain's shape allows the shortcut")
+        // As the UDP listener batches them: each answer appended after the ones before it.
+        let earlier: [UInt8] = [0xaa, 0xbb, 0xcc]
         func direct(_ bytes: [UInt8]) throws -> ByteBuffer? {
             let query = try XCTUnwrap(PlainQuery(ByteBuffer(bytes: bytes)))
-            return shortcut.answer(query, zone: DNSName.root, requestSize: bytes.count, remote: nil, transport: DNSTransport.udp,
-                                   received: ContinuousClock.now)
+            var batch = ByteBuffer(bytes: earlier)
+            let answered = shortcut.answer(query, zone: DNSName.root, requestSize: bytes.count, remote: nil,
+                                           transport: DNSTransport.udp, received: ContinuousClock.now, appendingTo: &batch)
+            XCTAssertEqual(batch.getBytes(at: 0, length: earlier.count), earlier, "what the batch held stays as it was")
+            guard answered else {
+                XCTAssertEqual(batch.readableBytes, earlier.count, "a query the shortcut leaves writes nothing")
+                return nil
+            }
+            return batch.getSlice(at: earlier.count, length: batch.readableBytes - earlier.count)
         }
         XCTAssertNil(try direct(query("www.example.", id: 1)), "a miss goes the whole way")
         _ = send(s.dispatcher, query("www.example.", id: 1))
         _ = send(s.dispatcher, query("multi.example.", id: 2))
         XCTAssertNotNil(try direct(query("WWW.example.", id: 3)))
+        // Appended at an offset, the id, the name's spelling and the TTL are still patched in place.
+        clock.withLock { $0 = $0 + .seconds(7) }
+        let aged = try DNSMessage(parsing: try XCTUnwrap(try direct(query("wWw.Example.", id: 0x4242))))
+        XCTAssertEqual(aged.id, 0x4242)
+        XCTAssertEqual(aged.question?.name.description, "wWw.Example.")
+        XCTAssertEqual(aged.answers.map(\.ttl), [53])
+        clock.withLock { $0 = $0 - .seconds(7) }
         XCTAssertNil(try direct(query("multi.example.", id: 4)), "loadbalance shuffles several addresses")
         let shuffled = try DNSMessage(parsing: try XCTUnwrap(send(s.dispatcher, query("multi.example.", id: 5))))
         XCTAssertEqual(shuffled.answers.count, 4)

@@ -40,6 +40,35 @@ enum DNSClient {
         return n > 0 ? Array(buffer.prefix(n)) : nil
     }
 
+    /// Sends every packet from one socket without waiting, then reads answers until `count`
+    /// arrived or `timeout` passed with none: a burst the server reads in few wake-ups.
+    static func burst(_ packets: [[UInt8]], port: Int, expecting count: Int, timeout: Double = 2) -> [[UInt8]] {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var size: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        for bytes in packets {
+            _ = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
+        var answers: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 65535)
+        while answers.count < count {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            answers.append(Array(buffer.prefix(n)))
+        }
+        return answers
+    }
+
     static func tcp(_ bytes: [UInt8], port: Int, host: String = "127.0.0.1") -> [UInt8]? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }

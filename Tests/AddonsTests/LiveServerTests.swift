@@ -66,6 +66,57 @@ final class LiveServerTests: XCTestCase {
         await dns.stop()
     }
 
+    /// Cache hits read in one burst are written into one buffer and sent as slices of it:
+    /// every asker must still get its own answer (id, name as spelled, address), also with
+    /// misses and NXDOMAINs, which take the whole path, in the same burst.
+    func testABurstOfMixedQueriesGetsEachItsOwnAnswer() async throws {
+        let hosts = (0..<40).map { "10.2.0.\($0) host\($0).lab" }.joined(separator: "\n")
+        let dns = try await LiveDNS("""
+        .:0 {
+            errors
+            prometheus 127.0.0.1:0
+            hosts {
+                \(hosts)
+            }
+            cache 30
+        }
+        """)
+        let port = dns.port
+        for i in 0..<20 { _ = try DNSClient.ask("host\(i).lab", port: port) }  // hits from now on
+        var asked: [UInt16: (name: String, address: String?)] = [:]
+        var packets: [[UInt8]] = []
+        for n in 0..<300 {
+            let id = UInt16(n + 1)
+            let i = n % 45
+            // Hits (0-19); misses (20-39, cached after their first); names hosts does not know
+            // (40-44: SERVFAIL, as CoreDNS answers them). The spelling varies; answers keep it.
+            let name = (n % 3 == 0 ? "HOST\(i).lab" : "host\(i).Lab")
+            asked[id] = (name + ".", i < 40 ? "10.2.0.\(i)" : nil)
+            packets.append(DNSClient.query(name, id: id).serialized())
+        }
+        // Bursts of 40: a burst the socket's receive buffer cannot hold is dropped by the kernel.
+        var answers: [[UInt8]] = []
+        for at in stride(from: 0, to: packets.count, by: 40) {
+            let burst = Array(packets[at..<min(at + 40, packets.count)])
+            answers += DNSClient.burst(burst, port: port, expecting: burst.count)
+        }
+        XCTAssertEqual(answers.count, packets.count, "one answer per query")
+        var seen = Set<UInt16>()
+        for bytes in answers {
+            let m = try DNSMessage(parsing: bytes)
+            let want = try XCTUnwrap(asked[m.id], "an answer to a query not asked: id \(m.id)")
+            XCTAssertTrue(seen.insert(m.id).inserted, "id \(m.id) answered twice")
+            XCTAssertEqual(m.question?.name.description, want.name)
+            if let address = want.address {
+                XCTAssertEqual(m.rcode, .noError, want.name)
+                XCTAssertEqual(m.answers.map(\.data), [.a(try XCTUnwrap(IPv4(address)))], want.name)
+            } else {
+                XCTAssertEqual(m.rcode, .serverFailure, want.name)  // as CoreDNS's hosts: no SOA to deny with
+            }
+        }
+        await dns.stop()
+    }
+
     func testForwardToUpstreamFailsOverAndNeverToItself() async throws {
         let upstream = try await LiveDNS(".:0 {\n hosts {\n 192.0.2.10 www.example.org\n }\n}")
         let dead = Self.freePort()

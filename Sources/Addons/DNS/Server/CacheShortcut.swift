@@ -59,17 +59,20 @@ final class CacheShortcut: Sendable {
         self.observers = counted
     }
 
+    /// The answer appended to `out`; false, with nothing written, when the query must go the
+    /// whole way.
     func answer(_ query: PlainQuery, zone: DNSName, requestSize: Int, remote: SocketAddress?, transport: DNSTransport,
-                received: ContinuousClock.Instant) -> ByteBuffer? {
+                received: ContinuousClock.Instant, appendingTo out: inout ByteBuffer) -> Bool {
         let key = CachePlugin.Key(name: query.name, type: query.type.rawValue, dnssecOK: query.dnssecOK,
                                   checkingDisabled: query.checkingDisabled, edns: query.edns)
-        guard cache.covers(query.name), let (entry, table, age) = cache.peek(key, at: cache.now?() ?? received) else { return nil }
+        guard cache.covers(query.name), let (entry, table, age) = cache.peek(key, at: cache.now?() ?? received) else { return false }
         let response = entry.response
-        for plugin in front where !plugin.leavesUnchanged(response) { return nil }
+        for plugin in front where !plugin.leavesUnchanged(response) { return false }
+        let start = out.writerIndex
         guard let wire = response.wire,
-              let bytes = DNSDispatcher.patched(wire, age: age, id: query.id, recursionDesired: query.recursionDesired,
-                                                name: query.name, transport: transport, maxUDPSize: query.maxUDPSize)
-        else { return nil }
+              DNSDispatcher.append(wire, age: age, id: query.id, recursionDesired: query.recursionDesired,
+                                   name: query.name, transport: transport, maxUDPSize: query.maxUDPSize, to: &out)
+        else { return false }
         cache.countHit(table)
         if !observers.isEmpty {
             var isIPv6 = false
@@ -79,9 +82,10 @@ final class CacheShortcut: Sendable {
             let exchange = ShortcutExchange(zone: zone, type: query.type, transport: transport, isIPv6: isIPv6,
                                             requestSize: requestSize, response: answered)
             let duration = ContinuousClock.now - received
-            for o in observers { o.written(exchange, size: bytes.readableBytes, duration: duration) }
+            let size = out.writerIndex - start
+            for o in observers { o.written(exchange, size: size, duration: duration) }
         }
-        return bytes
+        return true
     }
 }
 

@@ -82,17 +82,29 @@ public final class DNSDispatcher: Sendable {
         handle(Self.buffer(bytes), remote: remote, transport: transport, eventLoop: eventLoop)
     }
 
+    /// A cache hit answered straight from the packet (`CacheShortcut`), its answer appended to
+    /// `out`. False, with nothing written, for every other query: then `handle` it, with
+    /// `shortcut: false` so it is not looked at twice. The UDP listener writes the answers of
+    /// one read batch into one buffer this way, instead of allocating one per answer.
+    func shortcutAnswer(_ packet: ByteBuffer, remote: SocketAddress?, transport: DNSTransport,
+                        appendingTo out: inout ByteBuffer) -> Bool {
+        guard shortcuts, accepting.load(ordering: .acquiring) else { return false }
+        let received = ContinuousClock.now
+        guard let query = PlainQuery(packet), let block = blocks.first(where: { query.name.isSubdomain(of: $0.zone) }),
+              let shortcut = block.chain.shortcut else { return false }
+        return shortcut.answer(query, zone: block.zone, requestSize: packet.readableBytes, remote: remote,
+                               transport: transport, received: received, appendingTo: &out)
+    }
+
     /// The packet as received: it is read in place, not copied out first.
     public func handle(_ packet: ByteBuffer, remote: SocketAddress?, transport: DNSTransport,
-                       eventLoop: any EventLoop) -> Outcome {
+                       eventLoop: any EventLoop, shortcut: Bool = true) -> Outcome {
         guard accepting.load(ordering: .acquiring) else { return .silent }
-        let received = ContinuousClock.now
-        if shortcuts, let query = PlainQuery(packet), let block = blocks.first(where: { query.name.isSubdomain(of: $0.zone) }),
-           let shortcut = block.chain.shortcut,
-           let answer = shortcut.answer(query, zone: block.zone, requestSize: packet.readableBytes, remote: remote,
-                                        transport: transport, received: received) {
-            return .reply(answer)
+        if shortcut, shortcuts {
+            var out = Self.allocator.buffer(capacity: 512)
+            if shortcutAnswer(packet, remote: remote, transport: transport, appendingTo: &out) { return .reply(out) }
         }
+        let received = ContinuousClock.now
         let message: DNSMessage
         do {
             message = try DNSMessage(parsing: packet)
@@ -151,22 +163,31 @@ public final class DNSDispatcher: Sendable {
 
     static func patched(_ wire: WireAnswer, age: UInt32, id: UInt16, recursionDesired: Bool, name asked: DNSName,
                         transport: DNSTransport, maxUDPSize: Int) -> ByteBuffer? {
+        var out = allocator.buffer(capacity: wire.bytes.count)
+        return append(wire, age: age, id: id, recursionDesired: recursionDesired, name: asked, transport: transport,
+                      maxUDPSize: maxUDPSize, to: &out) ? out : nil
+    }
+
+    /// `patched`, written at the end of `out` (false, and nothing written, when it does not fit
+    /// the asker or its question is not where expected).
+    static func append(_ wire: WireAnswer, age: UInt32, id: UInt16, recursionDesired: Bool, name asked: DNSName,
+                       transport: DNSTransport, maxUDPSize: Int, to out: inout ByteBuffer) -> Bool {
         let name = asked.wire
         let bytes = wire.bytes
-        guard bytes.count >= 12 + name.count, transport == .tcp || bytes.count <= maxUDPSize else { return nil }
-        var out = allocator.buffer(capacity: bytes.count)
+        guard bytes.count >= 12 + name.count, transport == .tcp || bytes.count <= maxUDPSize else { return false }
+        let start = out.writerIndex
         // From the arrays' storage, so each copy is one memcpy.
         bytes.withUnsafeBytes { _ = out.writeBytes($0) }
-        out.setInteger(id, at: 0)
-        out.setInteger((bytes[2] & 0xfe) | (recursionDesired ? 1 : 0), at: 2)
-        name.withUnsafeBytes { _ = out.setBytes($0, at: 12) }
+        out.setInteger(id, at: start)
+        out.setInteger((bytes[2] & 0xfe) | (recursionDesired ? 1 : 0), at: start + 2)
+        name.withUnsafeBytes { _ = out.setBytes($0, at: start + 12) }
         if age > 0 {
             for at in wire.ttlOffsets where at + 4 <= bytes.count {
                 let ttl = UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
-                out.setInteger(ttl > age ? ttl - age : 0, at: at)
+                out.setInteger(ttl > age ? ttl - age : 0, at: start + at)
             }
         }
-        return out
+        return true
     }
 
     static func finish(_ request: DNSRequest, _ response: DNSResponse, chain: ServerBlockChain) -> ByteBuffer {

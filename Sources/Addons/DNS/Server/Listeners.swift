@@ -4,19 +4,34 @@ import NIOSSL
 
 /// UDP: reads many datagrams per wake-up (recvmmsg) and flushes the answers ready by then in
 /// one go, which is what lets one event loop keep up with dnsperf.
+///
+/// Cache hits of one read batch are written one after another into one buffer and sent as
+/// slices of it: a buffer per answer cost two allocations and two frees per query. The
+/// buffer is only sliced once the batch is read, because writing to a buffer that slices
+/// share would copy it.
 final class UDPDNSHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     let dispatcher: DNSDispatcher
     private var pendingFlush = false
+    private var batch = DNSDispatcher.allocator.buffer(capacity: 8192)
+    private var batched: [(remote: SocketAddress, start: Int, length: Int)] = []
 
-    init(dispatcher: DNSDispatcher) { self.dispatcher = dispatcher }
+    init(dispatcher: DNSDispatcher) {
+        self.dispatcher = dispatcher
+        batched.reserveCapacity(64)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let remote = envelope.remoteAddress
-        switch dispatcher.handle(envelope.data, remote: remote, transport: .udp, eventLoop: context.eventLoop) {
+        let start = batch.writerIndex
+        if dispatcher.shortcutAnswer(envelope.data, remote: remote, transport: .udp, appendingTo: &batch) {
+            batched.append((remote, start, batch.writerIndex - start))
+            return
+        }
+        switch dispatcher.handle(envelope.data, remote: remote, transport: .udp, eventLoop: context.eventLoop, shortcut: false) {
         case .silent:
             return
         case .reply(let answer):
@@ -33,10 +48,21 @@ final class UDPDNSHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if !batched.isEmpty {
+            for answer in batched {
+                let slice = batch.getSlice(at: answer.start, length: answer.length) ?? ByteBuffer()
+                context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: answer.remote, data: slice)), promise: nil)
+            }
+            batched.removeAll(keepingCapacity: true)
+            pendingFlush = true
+        }
         if pendingFlush {
             pendingFlush = false
             context.flush()
         }
+        // Sent by now unless the socket was full: then the slices still hold this storage and
+        // the next write moves to a new one.
+        batch.clear()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
