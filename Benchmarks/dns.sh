@@ -150,7 +150,7 @@ POD_RESTARTS=$(K get pods -n kube-system -l k8s-app=kube-dns -o jsonpath='{.item
 
 # The same pod once its container has restarted (its process killed; the node agent starts a
 # new one): it reads its files back through mmap in 4 kB pages and maps more of its code than
-# the first container did (see the DNS README). Measured once the add-on's settle trim (10 s
+# the first container did (see the DNS README). Measured once the add-on's settle trim (3 s
 # after the last change) has run. Not in a --quick run, which CI times.
 RESTARTED_RSS=""
 first=$(dns_pid || true)
