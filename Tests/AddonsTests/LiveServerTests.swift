@@ -117,6 +117,13 @@ final class LiveServerTests: XCTestCase {
         await dns.stop()
     }
 
+    /// The UDP burst buffer goes back to its kept size only when it grew past it: a fresh
+    /// buffer must not already read as larger, or every burst would allocate a new one.
+    func testTheBurstBufferKeepsItsSizeWhenItHasNotGrown() {
+        let fresh = DNSDispatcher.allocator.buffer(capacity: UDPDNSHandler.keptCapacity)
+        XCTAssertEqual(fresh.capacity, UDPDNSHandler.keptCapacity)
+    }
+
     func testForwardToUpstreamFailsOverAndNeverToItself() async throws {
         let upstream = try await LiveDNS(".:0 {\n hosts {\n 192.0.2.10 www.example.org\n }\n}")
         let dead = Self.freePort()

@@ -101,7 +101,8 @@ public final class DNSDispatcher: Sendable {
                        eventLoop: any EventLoop, shortcut: Bool = true) -> Outcome {
         guard accepting.load(ordering: .acquiring) else { return .silent }
         if shortcut, shortcuts {
-            var out = Self.allocator.buffer(capacity: 512)
+            // Capacity 0 allocates nothing until an answer is written: a miss costs no buffer.
+            var out = Self.allocator.buffer(capacity: 0)
             if shortcutAnswer(packet, remote: remote, transport: transport, appendingTo: &out) { return .reply(out) }
         }
         let received = ContinuousClock.now

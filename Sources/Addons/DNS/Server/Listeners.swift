@@ -15,8 +15,10 @@ final class UDPDNSHandler: ChannelInboundHandler {
 
     let dispatcher: DNSDispatcher
     private var pendingFlush = false
-    private var batch = DNSDispatcher.allocator.buffer(capacity: 8192)
+    private var batch = DNSDispatcher.allocator.buffer(capacity: keptCapacity)
     private var batched: [(remote: SocketAddress, start: Int, length: Int)] = []
+    /// 64 answers of 128 bytes: a full read of dnsperf-like queries.
+    static let keptCapacity = 8192
 
     init(dispatcher: DNSDispatcher) {
         self.dispatcher = dispatcher
@@ -50,7 +52,7 @@ final class UDPDNSHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         if !batched.isEmpty {
             for answer in batched {
-                let slice = batch.getSlice(at: answer.start, length: answer.length) ?? ByteBuffer()
+                guard let slice = batch.getSlice(at: answer.start, length: answer.length) else { continue }
                 context.write(wrapOutboundOut(AddressedEnvelope(remoteAddress: answer.remote, data: slice)), promise: nil)
             }
             batched.removeAll(keepingCapacity: true)
@@ -61,8 +63,12 @@ final class UDPDNSHandler: ChannelInboundHandler {
             context.flush()
         }
         // Sent by now unless the socket was full: then the slices still hold this storage and
-        // the next write moves to a new one.
-        batch.clear()
+        // the next write moves to a new one. A burst of large answers does not keep its size.
+        if batch.capacity > Self.keptCapacity {
+            batch = DNSDispatcher.allocator.buffer(capacity: Self.keptCapacity)
+        } else {
+            batch.clear()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
