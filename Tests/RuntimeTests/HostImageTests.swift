@@ -221,6 +221,8 @@ struct HostImageTests {
         try builder.build("labnode", into: store)
         let image = try store.resolve("labnode")
         #expect(image.config.entrypoint == ["/usr/bin/labnode"])
+        // Symbols bound at start, before the DNS add-on's start-up trim (its README).
+        #expect(image.config.env.contains("LD_BIND_NOW=1"), "\(image.config.env)")
         let layer = try #require(image.layerDirectories.first)
         let interpreter = try #require(try ELFFile.read(path: ImageTestHost.testExecutable)?.interpreter)
         let listing = try ImageTestHost.run(["/usr/sbin/chroot", layer, interpreter, "--list", "/usr/bin/labnode"])
