@@ -194,7 +194,7 @@ final class LiveServerTests: XCTestCase {
     func testTrimsOnceSettledAfterStartAndAfterAReload() async throws {
         let dns = try await LiveDNS(".:0 {\n hosts {\n 10.0.0.1 a.lab\n }\n}")
         let port = dns.port
-        let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50)) }
+        let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50), growth: nil) }
         func waitForTrims(_ n: Int) async throws {
             for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
         }
@@ -216,13 +216,45 @@ final class LiveServerTests: XCTestCase {
         await dns.stop()
     }
 
+    /// Work that is not activity (a probe, a first burst of queries) trims too, once it has mapped
+    /// more than the threshold over the settled level and page faults have stopped. The readings
+    /// are scripted: this test process's own memory moves with every other test.
+    func testGrowthOverTheSettledLevelBringsATrim() async throws {
+        let dns = try await LiveDNS(".:0 {\n hosts {\n 10.0.0.1 a.lab\n }\n}")
+        let mb = 1 << 20
+        let reading = LockedBox(MemoryTrim.Reading(faults: 0, fileResident: 10 * mb))
+        let trimmer = Task {
+            await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50), growth: mb, reading: { reading.value })
+        }
+        defer { trimmer.cancel() }
+        func waitForTrims(_ n: Int) async throws {
+            for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try await waitForTrims(1)
+        XCTAssertEqual(dns.addon.settledTrims.value, 1, "the start-up trim")
+        try await Task.sleep(for: .milliseconds(800))
+        XCTAssertEqual(dns.addon.settledTrims.value, 1, "no growth, no trim")
+
+        reading.value = .init(faults: 500, fileResident: 12 * mb)
+        try await waitForTrims(2)
+        XCTAssertEqual(dns.addon.settledTrims.value, 2, "2 MB over the level once faults stopped")
+        XCTAssertEqual(try DNSClient.ask("a.lab", port: dns.port).answers.count, 1, "still answering after the trim")
+
+        // The level is measured again after that trim (12 MB here): half a megabyte more is not enough.
+        try await Task.sleep(for: .milliseconds(800))
+        reading.value = .init(faults: 600, fileResident: 12 * mb + mb / 2)
+        try await Task.sleep(for: .milliseconds(800))
+        XCTAssertEqual(dns.addon.settledTrims.value, 2)
+        await dns.stop()
+    }
+
     /// A watch the API server ends is started again (no relist), and that counts as activity:
     /// the new watch's TLS handshake maps code the settle trim then gives back.
     func testANewWatchBringsOneMoreTrim() async throws {
         // The first watch of each informer (services, slices, namespaces) ends after 1.1 s.
         let client = ScriptedAPIClient(streams: [[], [], []])
         let dns = try await LiveDNS(".:0 {\n kubernetes cluster.local\n}", apiClient: { client })
-        let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50)) }
+        let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50), growth: nil) }
         defer { trimmer.cancel() }
         func waitForTrims(_ n: Int) async throws {
             for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }

@@ -1,4 +1,7 @@
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @testable import Addons
 
@@ -43,6 +46,22 @@ final class MemoryTrimTests: XCTestCase {
         let after = try XCTUnwrap(rssFileKB())
         XCTAssertLessThan(after, before, "file-backed RSS \(before) kB -> \(after) kB")
         XCTAssertEqual(try DNSMessage(parsing: DNSMessage.reply(to: DNSMessage()).serialized()).isResponse, true)
+    }
+
+    /// The growth watch's reading: this process's page faults (64 new pages touched are 64 more)
+    /// and its file-backed resident memory.
+    func testReadingCountsThisProcesssFaultsAndFilePages() throws {
+        #if os(Linux)
+        let before = try XCTUnwrap(MemoryTrim.reading())
+        XCTAssertGreaterThan(before.fileResident, 1 << 20, "the test binary's own code is mapped")
+        let size = 64 * 4096
+        let region = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        let pages = try XCTUnwrap(region == MAP_FAILED ? nil : region)
+        for page in 0..<64 { pages.storeBytes(of: 1, toByteOffset: page * 4096, as: UInt8.self) }
+        munmap(pages, size)
+        let after = try XCTUnwrap(MemoryTrim.reading())
+        XCTAssertGreaterThanOrEqual(after.faults - before.faults, 64)
+        #endif
     }
 
     /// The idle trim unmaps but asks for no page-out: the page cache keeps the code, so the

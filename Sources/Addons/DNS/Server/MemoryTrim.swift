@@ -74,6 +74,79 @@ public enum MemoryTrim {
         }
     }
 
+    /// When to trim again while serving, whatever the work was: once the file-backed resident
+    /// memory has grown by `growth` over the level it settled at after the last trim, and page
+    /// faults have stopped for `quiet`. Work done for the first time after a trim (the first
+    /// liveness probe, a generic type's first use, which makes the Swift runtime read every
+    /// conformance descriptor) maps code and constants that steady serving does not touch again;
+    /// the busy path they share pages with comes back on the next use, and is the new level.
+    /// Fed instants and readings, so tests do not depend on the machine.
+    public struct GrowthWatch: Sendable {
+        let quiet: Duration
+        let growth: Int
+        var faults: Int
+        var lastFault: ContinuousClock.Instant
+        /// The level to grow from; nil until faults first settle after a trim.
+        var floor: Int?
+        /// Whether the current quiet spell is still to be looked at.
+        var armed = true
+
+        public init(quiet: Duration, growth: Int, faults: Int, at now: ContinuousClock.Instant) {
+            self.quiet = quiet
+            self.growth = growth
+            self.faults = faults
+            lastFault = now
+        }
+
+        /// True when this look should trim; call `trimmed(at:)` after trimming.
+        public mutating func look(_ reading: Reading, at now: ContinuousClock.Instant) -> Bool {
+            if reading.faults != faults {
+                (faults, lastFault, armed) = (reading.faults, now, true)
+                return false
+            }
+            guard armed, now - lastFault >= quiet else { return false }
+            armed = false
+            guard let floor else {
+                floor = reading.fileResident
+                return false
+            }
+            return reading.fileResident >= floor + growth
+        }
+
+        /// After any trim: the level is measured again once the faults it brings settle.
+        public mutating func trimmed(at now: ContinuousClock.Instant) {
+            (floor, armed, lastFault) = (nil, true, now)
+        }
+    }
+
+    /// What `GrowthWatch` reads.
+    public struct Reading: Sendable, Equatable {
+        /// Page faults this process has taken, minor and major.
+        public var faults: Int
+        /// The file-backed part of its resident memory, in bytes.
+        public var fileResident: Int
+
+        public init(faults: Int, fileResident: Int) {
+            self.faults = faults
+            self.fileResident = fileResident
+        }
+    }
+
+    /// This process's reading, or nil where there is no /proc.
+    public static func reading() -> Reading? {
+        #if os(Linux)
+        var usage = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return nil }
+        // /proc/self/statm, in pages: size, resident, shared (file-backed and shared memory), ...
+        guard let statm = FileText.contents(of: "/proc/self/statm") else { return nil }
+        let fields = statm.split(separator: " ")
+        guard fields.count >= 3, let shared = Int(fields[2]) else { return nil }
+        return Reading(faults: usage.ru_minflt + usage.ru_majflt, fileResident: shared * Int(sysconf(Int32(_SC_PAGESIZE))))
+        #else
+        return nil
+        #endif
+    }
+
     /// MADV_PAGEOUT (Linux 5.4); not in every libc's headers.
     static let pageOut: Int32 = 21
 
