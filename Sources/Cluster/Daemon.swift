@@ -76,10 +76,18 @@ public enum Daemon {
         guard kill(pid, 0) == 0 || errno == EPERM else { return nil }
         // A recycled pid belonging to another program is not ours.
         if let cmd = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) {
-            let argv0 = String(decoding: cmd.prefix { $0 != 0 }, as: UTF8.self)
-            if !argv0.hasSuffix("labnode") && !argv0.contains("labnode") { return nil }
+            let arguments = cmd.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            if !isDaemon(commandLine: arguments) { return nil }
         }
         return pid
+    }
+
+    /// Whether a command line is a labnode daemon's: a binary whose path names labnode, or a
+    /// copy under another name started as `<binary> up`, as `labnode up` starts the daemon
+    /// (checking the name alone, `down` never stopped a renamed copy).
+    static func isDaemon(commandLine arguments: [String]) -> Bool {
+        guard let argv0 = arguments.first else { return false }
+        return argv0.contains("labnode") || (arguments.count > 1 && arguments[1] == "up")
     }
 
     /// Lets SIGTERM and SIGINT through, whatever mask this process inherited.
