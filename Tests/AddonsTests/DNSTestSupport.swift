@@ -147,6 +147,11 @@ final class LiveDNS: @unchecked Sendable {
 
     func rewrite(_ corefile: String) throws { try corefile.write(toFile: path, atomically: true, encoding: .utf8) }
 
+    /// Waits up to 5 s for the add-on's settle trims to reach `n`.
+    func waitForTrims(_ n: Int) async throws {
+        for _ in 0..<100 where addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
+    }
+
     func stop() async {
         await addon.stop()
         try? FileManager.default.removeItem(atPath: path)

@@ -195,10 +195,7 @@ final class LiveServerTests: XCTestCase {
         let dns = try await LiveDNS(".:0 {\n hosts {\n 10.0.0.1 a.lab\n }\n}")
         let port = dns.port
         let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50), growth: nil) }
-        func waitForTrims(_ n: Int) async throws {
-            for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try await waitForTrims(1)
+        try await dns.waitForTrims(1)
         XCTAssertEqual(dns.addon.settledTrims.value, 1, "one trim once start-up settled")
         try await Task.sleep(for: .milliseconds(700))
         XCTAssertEqual(dns.addon.settledTrims.value, 1, "not again while nothing changes")
@@ -209,7 +206,7 @@ final class LiveServerTests: XCTestCase {
         let swapped = await dns.addon.reloadIfChanged()
         XCTAssertTrue(swapped)
         XCTAssertEqual(dns.addon.activity, before + 1)
-        try await waitForTrims(2)
+        try await dns.waitForTrims(2)
         XCTAssertEqual(dns.addon.settledTrims.value, 2, "one more once the reload settled")
         XCTAssertEqual(try DNSClient.ask("b.lab", port: port).answers.count, 1)
         trimmer.cancel()
@@ -227,16 +224,13 @@ final class LiveServerTests: XCTestCase {
             await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50), growth: mb, reading: { reading.value })
         }
         defer { trimmer.cancel() }
-        func waitForTrims(_ n: Int) async throws {
-            for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try await waitForTrims(1)
+        try await dns.waitForTrims(1)
         XCTAssertEqual(dns.addon.settledTrims.value, 1, "the start-up trim")
         try await Task.sleep(for: .milliseconds(800))
         XCTAssertEqual(dns.addon.settledTrims.value, 1, "no growth, no trim")
 
         reading.value = .init(faults: 500, fileResident: 12 * mb)
-        try await waitForTrims(2)
+        try await dns.waitForTrims(2)
         XCTAssertEqual(dns.addon.settledTrims.value, 2, "2 MB over the level once faults stopped")
         XCTAssertEqual(try DNSClient.ask("a.lab", port: dns.port).answers.count, 1, "still answering after the trim")
 
@@ -256,10 +250,7 @@ final class LiveServerTests: XCTestCase {
         let dns = try await LiveDNS(".:0 {\n kubernetes cluster.local\n}", apiClient: { client })
         let trimmer = Task { await dns.addon.trimWhenSettled(settle: .milliseconds(300), look: .milliseconds(50), growth: nil) }
         defer { trimmer.cancel() }
-        func waitForTrims(_ n: Int) async throws {
-            for _ in 0..<100 where dns.addon.settledTrims.value < n { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try await waitForTrims(2)
+        try await dns.waitForTrims(2)
         let calls = client.calls.withLock { $0 }
         XCTAssertEqual(dns.addon.settledTrims.value, 2, "one trim after start-up, one after the new watches: \(calls)")
         XCTAssertEqual(calls.lists, 3, "each informer listed once")
