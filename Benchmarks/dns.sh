@@ -166,7 +166,8 @@ fi
 STEADY_RSS=""
 if [ -n "$RESTARTED_RSS" ]; then
     p=$(dns_pid || true)
-    while [ -n "$p" ] && [ "$(ps -o etimes= -p "$p" 2>/dev/null | tr -d ' ' || echo 999)" -lt 80 ]; do sleep 1; done
+    age() { ps -o etimes= -p "$p" 2>/dev/null | tr -d ' '; }
+    while [ -n "$p" ] && [ -n "$(age)" ] && [ "$(age)" -lt 80 ]; do sleep 1; done
     STEADY_RSS=$(pod_rss || true)
 fi
 

@@ -197,7 +197,7 @@ public final class DNSAddon: Sendable {
     /// Work that is not activity trims too, through `MemoryTrim.GrowthWatch`, once it has mapped
     /// `growth` bytes more than serving settled at (nil: only activity): the first liveness
     /// probe, 60 s after start, and the first burst of queries took an idle restarted container
-    /// from 15 to 18-19 MB, where it stayed.
+    /// from 15 to 18-19.6 MB, where it stayed.
     func trimWhenSettled(settle: Duration = .seconds(3), look: Duration = .seconds(1), growth: Int? = 1 << 20,
                          reading: @Sendable () -> MemoryTrim.Reading? = MemoryTrim.reading) async {
         var spell = MemoryTrim.QuietSpell(quiet: settle, count: activity, at: .now)
